@@ -1,0 +1,1 @@
+"""Analysis tools (``lenswidget.tools.analysis``)."""

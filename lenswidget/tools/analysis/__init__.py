@@ -1,0 +1,1 @@
+"""Higher-level analyses built on the hooked model and its cache."""

