@@ -1,1 +1,5 @@
-"""Analysis tools (``lenswidget.tools.analysis``)."""
+"""Analysis tools: ``lenswidget.tools.analysis`` (direct logit attribution, ...)."""
+
+from . import analysis
+
+__all__ = ["analysis"]

@@ -1,0 +1,243 @@
+"""Multi-head attention (and grouped-query attention) with TransformerLens hook points.
+
+Hooks: ``hook_q/k/v`` [batch, pos, head, d_head] (GQA keys/values carry
+``n_key_value_heads`` heads unless ``cfg.ungroup_grouped_query_attention``), ``hook_rot_q/k``
+(rotary only), ``hook_attn_scores`` and ``hook_pattern`` [batch, head, q_pos, k_pos],
+``hook_z`` [batch, pos, head, d_head] and ``hook_result`` [batch, pos, head, d_model]
+(only with ``cfg.use_attn_result``).
+
+Scores and pattern are only materialised when one of their hook points is hooked (or a soft
+cap needs them); otherwise ``F.scaled_dot_product_attention`` computes the same output.
+
+>>> from lenswidget.config import HookedTransformerConfig
+>>> cfg = HookedTransformerConfig(n_layers=1, d_model=8, n_ctx=4, n_heads=2, d_vocab=5, act_fn="relu")
+>>> attn = Attention(cfg)
+>>> _ = torch.nn.init.normal_(attn.W_Q)
+>>> attn(torch.randn(1, 3, 8)).shape
+torch.Size([1, 3, 8])
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lenswidget.components.layout import linear_param
+from lenswidget.components.masking import attention_spec, positions_from_mask
+from lenswidget.components.rotary import RotaryTable, apply_rotary
+from lenswidget.config import HookedTransformerConfig
+from lenswidget.hooks import HookPoint
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``x @ W + b`` per head: x [b, p, d_model] or per-head [b, p, h, d_model] -> [b, p, h, d_head]."""
+    h, d_model, d_head = W.shape
+    if x.dim() == 3:
+        weight = W.transpose(1, 2).reshape(h * d_head, d_model)  # free for the linear_param layout
+        return F.linear(x, weight, b.reshape(h * d_head)).unflatten(-1, (h, d_head))
+    return torch.einsum("bphm,hmd->bphd", x, W) + b
+
+
+class Attention(nn.Module):
+    """Attention of block ``layer_id``; ``rotary`` is the model's shared RotaryTable (rotary only)."""
+
+    def __init__(self, cfg: HookedTransformerConfig, layer_id: int = 0, rotary: Optional[RotaryTable] = None):
+        super().__init__()
+        self.cfg = cfg
+        self.layer_id = layer_id
+        n, dm, dh = cfg.n_heads, cfg.d_model, cfg.d_head
+        dt = cfg.dtype
+        self.W_Q = linear_param((n, dm, dh), (0, 2, 1), dtype=dt)
+        self._init_kv_params()
+        self.W_O = linear_param((n, dh, dm), (2, 0, 1), dtype=dt)
+        self.b_Q = nn.Parameter(torch.zeros(n, dh, dtype=dt))
+        self.b_O = nn.Parameter(torch.zeros(dm, dtype=dt))
+
+        scale = cfg.attn_scale if cfg.use_attn_scale else 1.0
+        if cfg.scale_attn_by_inverse_layer_idx:
+            scale *= layer_id + 1
+        self.attn_scale = scale
+        self.window = cfg.layer_window(layer_id)
+
+        self.hook_k = HookPoint()
+        self.hook_q = HookPoint()
+        self.hook_v = HookPoint()
+        self.hook_z = HookPoint()
+        self.hook_attn_scores = HookPoint()
+        self.hook_pattern = HookPoint()
+        if cfg.positional_embedding_type == "rotary":
+            self.hook_rot_k = HookPoint()
+            self.hook_rot_q = HookPoint()
+            object.__setattr__(self, "rotary", rotary if rotary is not None else RotaryTable.from_config(cfg))
+        else:
+            object.__setattr__(self, "rotary", None)
+        self.sync_optional_hooks()
+
+    def _init_kv_params(self) -> None:
+        cfg = self.cfg
+        n, dm, dh = cfg.n_heads, cfg.d_model, cfg.d_head
+        self.W_K = linear_param((n, dm, dh), (0, 2, 1), dtype=cfg.dtype)
+        self.W_V = linear_param((n, dm, dh), (0, 2, 1), dtype=cfg.dtype)
+        self.b_K = nn.Parameter(torch.zeros(n, dh, dtype=cfg.dtype))
+        self.b_V = nn.Parameter(torch.zeros(n, dh, dtype=cfg.dtype))
+
+    # grouped weights as stored (overridden by GQA); these feed the projections
+    def _kv_weights(self):
+        return self.W_K, self.b_K, self.W_V, self.b_V
+
+    def sync_optional_hooks(self) -> None:
+        """Create/remove ``hook_result`` to match ``cfg.use_attn_result``."""
+        want = self.cfg.use_attn_result
+        has = "hook_result" in self._modules
+        if want and not has:
+            self.hook_result = HookPoint()
+        elif has and not want:
+            self.hook_result.remove_hooks("both", including_permanent=True)
+            del self._modules["hook_result"]
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        query_input: torch.Tensor,
+        key_input: Optional[torch.Tensor] = None,
+        value_input: Optional[torch.Tensor] = None,
+        past_kv_cache_entry=None,
+        attention_mask: Optional[torch.Tensor] = None,
+        positions: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Attention output [batch, pos, d_model].
+
+        ``attention_mask`` [batch, past + pos] marks real tokens (1) and padding (0);
+        ``positions`` [batch, pos] overrides rotary positions (derived from the mask otherwise).
+        """
+        cfg = self.cfg
+        key_input = query_input if key_input is None else key_input
+        value_input = key_input if value_input is None else value_input
+        W_K, b_K, W_V, b_V = self._kv_weights()
+        q = _project(query_input, self.W_Q, self.b_Q)
+        k = _project(key_input, W_K, b_K)
+        v = _project(value_input, W_V, b_V)
+        groups = cfg.n_heads // k.shape[2]
+        if groups > 1 and cfg.ungroup_grouped_query_attention:
+            k = k.repeat_interleave(groups, dim=2)
+            v = v.repeat_interleave(groups, dim=2)
+            groups = 1
+        q = self.hook_q(q)
+        k = self.hook_k(k)
+        v = self.hook_v(v)
+
+        q_len = q.shape[1]
+        past_len = past_kv_cache_entry.length if past_kv_cache_entry is not None else 0
+        if self.rotary is not None:
+            if positions is None and attention_mask is not None:
+                positions = positions_from_mask(attention_mask, past_len, q_len)
+            cos, sin = self.rotary.for_positions(positions, past_len, q_len, q.device, q.dtype)
+            rd, adj = self.rotary.rotary_dim, self.rotary.adjacent_pairs
+            q = self.hook_rot_q(apply_rotary(q, cos, sin, rd, adj))
+            k = self.hook_rot_k(apply_rotary(k, cos, sin, rd, adj))
+        if past_kv_cache_entry is not None:
+            k, v = past_kv_cache_entry.append(k, v)
+
+        spec = attention_spec(
+            attention_mask, q_len, k.shape[1], self.window, cfg.attention_dir == "causal", q.device
+        )
+        qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        materialise = (
+            cfg.attn_scores_soft_cap > 0
+            or bool(self.hook_attn_scores._forward_hooks)
+            or bool(self.hook_pattern._forward_hooks)
+        )
+        if materialise:
+            z = self._explicit_attention(qh, kh, vh, spec, groups)
+        else:
+            mask = spec.sdpa_mask
+            use_gqa = groups > 1 and mask is None
+            if groups > 1 and not use_gqa:
+                kh = kh.repeat_interleave(groups, dim=1)
+                vh = vh.repeat_interleave(groups, dim=1)
+            z = F.scaled_dot_product_attention(
+                qh, kh, vh, attn_mask=mask, is_causal=spec.is_causal, scale=1.0 / self.attn_scale, enable_gqa=use_gqa
+            )
+            if spec.zero_rows is not None:
+                z = z.masked_fill(spec.zero_rows, 0.0)
+        z = self.hook_z(z.transpose(1, 2))
+        return self._output(z)
+
+    def _explicit_attention(self, qh, kh, vh, spec, groups: int) -> torch.Tensor:
+        cfg = self.cfg
+        if groups > 1:
+            kh = kh.repeat_interleave(groups, dim=1)
+            vh = vh.repeat_interleave(groups, dim=1)
+        if qh.dtype in _LOW_PRECISION:
+            scores = torch.matmul(qh.float(), kh.float().transpose(-1, -2))
+        else:
+            scores = torch.matmul(qh, kh.transpose(-1, -2))
+        scores = scores / self.attn_scale
+        if cfg.attn_scores_soft_cap > 0:
+            cap = cfg.attn_scores_soft_cap
+            scores = cap * torch.tanh(scores / cap)
+        mask = spec.score_mask()
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        scores = self.hook_attn_scores(scores)
+        pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if scores.dtype in _LOW_PRECISION else None)
+        pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
+        pattern = self.hook_pattern(pattern)
+        return torch.matmul(pattern.to(vh.dtype), vh)
+
+    def _output(self, z: torch.Tensor) -> torch.Tensor:
+        batch, pos, n, dh = z.shape
+        if self.cfg.use_attn_result and "hook_result" in self._modules:
+            result = self.hook_result(torch.einsum("bpnd,ndm->bpnm", z, self.W_O))
+            return result.sum(-2) + self.b_O
+        weight = self.W_O.permute(2, 0, 1).reshape(self.cfg.d_model, n * dh)  # free for our layout
+        return F.linear(z.reshape(batch, pos, n * dh), weight, self.b_O)
+
+
+class GroupedQueryAttention(Attention):
+    """Attention whose keys/values have ``n_key_value_heads`` heads shared by groups of queries.
+
+    Parameters ``_W_K``, ``_W_V`` [n_kv, d_model, d_head] and ``_b_K``, ``_b_V`` [n_kv, d_head];
+    the properties ``W_K`` etc. expand them to ``n_heads`` (repeat_interleave).
+    """
+
+    def _init_kv_params(self) -> None:
+        cfg = self.cfg
+        n_kv, dm, dh = cfg.n_key_value_heads, cfg.d_model, cfg.d_head
+        self._W_K = linear_param((n_kv, dm, dh), (0, 2, 1), dtype=cfg.dtype)
+        self._W_V = linear_param((n_kv, dm, dh), (0, 2, 1), dtype=cfg.dtype)
+        self._b_K = nn.Parameter(torch.zeros(n_kv, dh, dtype=cfg.dtype))
+        self._b_V = nn.Parameter(torch.zeros(n_kv, dh, dtype=cfg.dtype))
+
+    def _kv_weights(self):
+        return self._W_K, self._b_K, self._W_V, self._b_V
+
+    @property
+    def repeat_kv_heads(self) -> int:
+        return self.cfg.n_heads // self.cfg.n_key_value_heads
+
+    @property
+    def W_K(self) -> torch.Tensor:
+        return self._W_K.repeat_interleave(self.repeat_kv_heads, dim=0)
+
+    @property
+    def W_V(self) -> torch.Tensor:
+        return self._W_V.repeat_interleave(self.repeat_kv_heads, dim=0)
+
+    @property
+    def b_K(self) -> torch.Tensor:
+        return self._b_K.repeat_interleave(self.repeat_kv_heads, dim=0)
+
+    @property
+    def b_V(self) -> torch.Tensor:
+        return self._b_V.repeat_interleave(self.repeat_kv_heads, dim=0)
+
+
+def make_attention(cfg: HookedTransformerConfig, layer_id: int, rotary: Optional[RotaryTable] = None) -> Attention:
+    cls = GroupedQueryAttention if cfg.is_gqa else Attention
+    return cls(cfg, layer_id, rotary)

@@ -1,0 +1,125 @@
+"""Rotary positional embeddings (RoPE): sin/cos tables and their application.
+
+One :class:`RotaryTable` is shared by every attention layer with the same settings. Tables
+are computed lazily in float32 for the lengths actually used and cached per device/dtype,
+so a model with a huge ``n_ctx`` does not allocate ``n_ctx``-sized buffers per layer.
+
+>>> t = RotaryTable(rotary_dim=4, base=10000)
+>>> cos, sin = t.cos_sin(3, torch.device("cpu"), torch.float32)
+>>> cos.shape
+torch.Size([3, 4])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from lenswidget.config import HookedTransformerConfig
+
+
+def _ntk_by_parts(inv_freq: torch.Tensor, factor: float, low: float, high: float, old_ctx: int) -> torch.Tensor:
+    """Llama-3.1 style frequency rescaling ("NTK by parts")."""
+    low_wavelen = old_ctx / low
+    high_wavelen = old_ctx / high
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_ctx / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
+class RotaryTable:
+    """cos/sin tables for ``rotary_dim`` rotated dimensions.
+
+    ``adjacent_pairs=True`` rotates pairs (0,1), (2,3), ... (GPT-J); otherwise the two halves
+    of the rotary dims are paired (GPT-NeoX / Llama).
+    """
+
+    def __init__(
+        self,
+        rotary_dim: int,
+        base: float = 10000,
+        adjacent_pairs: bool = False,
+        ntk_by_parts: Optional[dict] = None,
+    ):
+        self.rotary_dim = rotary_dim
+        self.base = base
+        self.adjacent_pairs = adjacent_pairs
+        inv = 1.0 / (base ** (torch.arange(0, rotary_dim, 2, dtype=torch.int64, device="cpu").float() / rotary_dim))
+        if ntk_by_parts:
+            inv = _ntk_by_parts(inv, **ntk_by_parts)
+        self.inv_freq = inv
+        self._tables: dict = {}
+        self._memo: Optional[tuple] = None
+
+    @classmethod
+    def from_config(cls, cfg: HookedTransformerConfig) -> "RotaryTable":
+        ntk = None
+        if cfg.use_NTK_by_parts_rope:
+            ntk = dict(
+                factor=cfg.NTK_by_parts_factor,
+                low=cfg.NTK_by_parts_low_freq_factor,
+                high=cfg.NTK_by_parts_high_freq_factor,
+                old_ctx=cfg.NTK_original_ctx_len,
+            )
+        return cls(cfg.rotary_dim, cfg.rotary_base, cfg.rotary_adjacent_pairs, ntk)
+
+    def cos_sin(self, length: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tables [>=length, rotary_dim] for positions 0..length-1 (may be longer)."""
+        key = (torch.device(device), dtype)
+        have = self._tables.get(key)
+        if have is not None and have[0].shape[0] >= length:
+            return have
+        n = max(length, 256 if have is None else 2 * have[0].shape[0])
+        pos = torch.arange(n, dtype=torch.float32, device="cpu")
+        freqs = torch.outer(pos, self.inv_freq)
+        if self.adjacent_pairs:
+            emb = freqs.repeat_interleave(2, dim=-1)
+        else:
+            emb = torch.cat((freqs, freqs), dim=-1)
+        table = (emb.cos().to(device=device, dtype=dtype), emb.sin().to(device=device, dtype=dtype))
+        self._tables[key] = table
+        return table
+
+    def for_positions(
+        self, positions: Optional[torch.Tensor], offset: int, length: int, device, dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos/sin broadcastable against [batch, pos, head, rotary_dim].
+
+        ``positions`` [batch, pos] (e.g. from a left-padding mask) or None for
+        ``offset .. offset+length-1``. The last result is memoised, since every layer asks
+        for the same positions in one forward pass.
+        """
+        memo = self._memo
+        if memo is not None and memo[0] is positions and memo[1] == (offset, length, device, dtype):
+            if positions is None or memo[2] == positions._version:
+                return memo[3]
+        if positions is None:
+            cos, sin = self.cos_sin(offset + length, device, dtype)
+            out = (cos[offset : offset + length, None, :], sin[offset : offset + length, None, :])
+        else:
+            cos, sin = self.cos_sin(int(positions.max()) + 1 if positions.numel() else 1, device, dtype)
+            out = (cos[positions].unsqueeze(2), sin[positions].unsqueeze(2))
+        self._memo = (positions, (offset, length, device, dtype), None if positions is None else positions._version, out)
+        return out
+
+
+def apply_rotary(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, rotary_dim: int, adjacent_pairs: bool = False
+) -> torch.Tensor:
+    """Rotate the first ``rotary_dim`` dims of ``x`` [batch, pos, head, d_head]."""
+    full = rotary_dim == x.shape[-1]
+    x_rot = x if full else x[..., :rotary_dim]
+    if adjacent_pairs:
+        rotated = torch.stack((-x_rot[..., 1::2], x_rot[..., 0::2]), dim=-1).flatten(-2)
+    else:
+        half = rotary_dim // 2
+        rotated = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
+    out = x_rot * cos + rotated * sin
+    if full:
+        return out
+    return torch.cat((out, x[..., rotary_dim:]), dim=-1)

@@ -1,0 +1,22 @@
+"""Llama family (also SmolLM2 and other Llama-architecture checkpoints).
+
+RMS pre-norms, rotary (optionally llama3 NTK-by-parts scaling), GQA, gated SiLU MLP,
+optionally tied embeddings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._decoder import convert_decoder, decoder_config
+
+MODEL_TYPES = ("llama",)
+ARCHITECTURES = ("LlamaForCausalLM",)
+
+
+def config_from_hf(hf_config: Any) -> dict[str, Any]:
+    return decoder_config(hf_config)
+
+
+def convert_state_dict(hf_state_dict, cfg) -> dict:
+    return convert_decoder(hf_state_dict, cfg)

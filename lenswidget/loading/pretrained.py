@@ -1,0 +1,154 @@
+"""``from_pretrained``: HF source -> lenswidget config + converted, processed weights -> model."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any, Literal
+
+import torch
+
+from lenswidget import processing
+from lenswidget.errors import ConfigError, InvalidOptionError, OutOfRangeError
+
+from .registry import family_for
+from .sources import resolve_source
+
+logger = logging.getLogger("lenswidget.loading")
+
+_LOAD_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def _dtype(dtype: Any, hf_kwargs: dict) -> torch.dtype:
+    from lenswidget.config import parse_dtype
+
+    alias = hf_kwargs.pop("torch_dtype", None)  # TransformerLens passes this through to HF
+    value = parse_dtype(dtype if dtype is not None else alias)
+    if value not in _LOAD_DTYPES:
+        raise InvalidOptionError("dtype", value, _LOAD_DTYPES)
+    return value
+
+
+def tokenizer_prepends_bos(tokenizer: Any) -> bool | None:
+    """Whether ``tokenizer`` adds its BOS token by itself when encoding text."""
+    if tokenizer is None or getattr(tokenizer, "bos_token_id", None) is None:
+        return None if tokenizer is None else False
+    try:
+        ids = tokenizer("a")["input_ids"]
+    except Exception:
+        return None
+    return bool(ids) and ids[0] == tokenizer.bos_token_id
+
+
+def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
+                 tokenizer: Any, tokenizer_name: str | None, dtype: torch.dtype, device: Any,
+                 first_n_layers: int | None, default_prepend_bos: bool | None) -> Any:
+    """The model config: the family's fields plus loading options."""
+    fields = dict(fields)
+    if first_n_layers is not None:
+        n = fields["n_layers"]
+        if not isinstance(first_n_layers, int) or not 1 <= first_n_layers <= n:
+            raise OutOfRangeError("first_n_layers", first_n_layers, 1, n)
+        fields["n_layers"] = first_n_layers
+        if fields.get("attn_types"):
+            fields["attn_types"] = fields["attn_types"][:first_n_layers]
+    prepends = tokenizer_prepends_bos(tokenizer)
+    if default_prepend_bos is None:
+        # Family convention first (TransformerLens prepends BOS for GPT-2/Pythia), otherwise do
+        # what the model's own tokenizer does, so tokens match HF's for the same text.
+        default_prepend_bos = fields.get("default_prepend_bos", prepends if prepends is not None else True)
+    archs = getattr(src_config, "architectures", None) or [None]
+    fields.update(
+        model_name=name,
+        tokenizer_name=tokenizer_name,
+        original_architecture=archs[0],
+        default_prepend_bos=bool(default_prepend_bos),
+        tokenizer_prepends_bos=prepends,
+        dtype=dtype,
+        init_weights=False,  # every parameter is overwritten by the checkpoint
+    )
+    if device is not None:
+        fields["device"] = str(device)
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    return config_cls(**{k: v for k, v in fields.items() if k in known})
+
+
+def convert_weights(family: Any, hf_state_dict: Any, cfg: Any) -> dict[str, torch.Tensor]:
+    """Run the family converter and return float32 tensors (processing happens in float32)."""
+    sd = family.convert_state_dict(hf_state_dict, cfg)
+    return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def _unshare(sd: dict[str, torch.Tensor], others: Any) -> dict[str, torch.Tensor]:
+    """Clone the tensors of ``sd`` whose storage belongs to one of ``others``."""
+    taken = {t.untyped_storage().data_ptr() for t in others}
+    return {k: v.clone() if v.untyped_storage().data_ptr() in taken else v for k, v in sd.items()}
+
+
+def from_pretrained(
+    cls: type,
+    model_name: str | os.PathLike | None,
+    fold_ln: bool = True,
+    center_writing_weights: bool = True,
+    center_unembed: bool = True,
+    fold_value_biases: bool = True,
+    refactor_factored_attn_matrices: bool = False,
+    hf_model: Any | None = None,
+    tokenizer: Any | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    first_n_layers: int | None = None,
+    default_prepend_bos: bool | None = None,
+    default_padding_side: Literal["left", "right"] = "right",
+    move_to_device: bool = True,
+    **hf_kwargs: Any,
+) -> Any:
+    """Load ``model_name`` into a new ``cls`` (a HookedTransformer class).
+
+    ``model_name`` is the built-in ``"SmolLM2-135M-Instruct"``, a local HF directory, a
+    ``.gguf`` file or a hub id; ``hf_model`` supplies weights and config from memory. The
+    processing flags are those of :func:`lenswidget.processing.process_state_dict`.
+    ``default_prepend_bos=None`` follows the family's convention, else the tokenizer's own
+    behaviour (SmolLM2's tokenizer adds no BOS, so neither does lenswidget by default).
+    Remaining keyword arguments go to transformers (hub ids only).
+    """
+    for unsupported in ("checkpoint_index", "checkpoint_value"):
+        if hf_kwargs.pop(unsupported, None) is not None:
+            raise ConfigError(f"{unsupported} is not supported: load the checkpoint's directory "
+                              "or hub revision instead (revision=...)")
+    if hf_kwargs.pop("n_devices", 1) != 1:
+        raise ConfigError("n_devices must be 1: lenswidget runs a model on one device")
+    if default_padding_side not in ("left", "right"):
+        raise InvalidOptionError("default_padding_side", default_padding_side, ("left", "right"))
+    target_dtype = _dtype(dtype, hf_kwargs)
+    src = resolve_source(model_name, hf_model=hf_model, tokenizer=tokenizer, **hf_kwargs)
+    family = family_for(src.hf_config)
+    config_cls = getattr(cls, "config_class", None)
+    if config_cls is None:
+        from lenswidget.config import HookedTransformerConfig as config_cls
+    cfg = build_config(config_cls, src.hf_config, family.config_from_hf(src.hf_config),
+                       name=src.name, tokenizer=src.tokenizer,
+                       tokenizer_name=src.tokenizer_name if src.tokenizer is not None else None,
+                       dtype=target_dtype, device=device, first_n_layers=first_n_layers,
+                       default_prepend_bos=default_prepend_bos)
+    sd = convert_weights(family, src.state_dict, cfg)
+    sd, norm_type = processing.process_state_dict(
+        sd, cfg, fold_ln=fold_ln, center_writing_weights=center_writing_weights,
+        center_unembed=center_unembed, fold_value_biases=fold_value_biases,
+        refactor_factored_attn_matrices=refactor_factored_attn_matrices,
+    )
+    model = cls(cfg, tokenizer=src.tokenizer, move_to_device=move_to_device,
+                default_padding_side=default_padding_side)
+    if norm_type != cfg.normalization_type:
+        cfg.normalization_type = norm_type
+        model._rebuild_norms()
+    device = model.embed.W_E.device
+    sd = {k: v.to(device=device, dtype=target_dtype) if v.is_floating_point() else v.to(device)
+          for k, v in sd.items()}
+    if hf_model is not None:  # never let the new model share storage with the user's HF model
+        sd = _unshare(sd, src.state_dict.values())
+    processing.load_state_dict_strict(model, sd, assign=True)
+    model.eval()
+    print(f"Loaded pretrained model {src.name} into HookedTransformer")
+    return model

@@ -1,0 +1,25 @@
+"""anywidget views (Python side): head heatmap and live attention inspector.
+
+Shared foundation for later widgets: :mod:`.codec` (binary tensor transport),
+:mod:`.validation` / :mod:`.messages` (browser input schemas), :mod:`.base`
+(:class:`LensWidget`: error banner, validated updates).
+"""
+
+from .attention import AttentionInspector, attention
+from .base import LensWidget
+from .codec import decode as decode_tensor
+from .codec import encode as encode_tensor
+from .heatmap import HeadHeatmap, head_heatmap
+from .link import HeadLink, link_heatmap_to_attention
+
+__all__ = [
+    "AttentionInspector",
+    "HeadHeatmap",
+    "HeadLink",
+    "LensWidget",
+    "attention",
+    "decode_tensor",
+    "encode_tensor",
+    "head_heatmap",
+    "link_heatmap_to_attention",
+]

