@@ -1,10 +1,13 @@
 // Bundles one ESM file per widget into lenswidget/static/ (`--watch` for the HMR dev loop).
 import * as esbuild from "esbuild";
+import { existsSync, readdirSync } from "node:fs";
 
-const entries = {
-  heatmap: "src/heatmap/index.ts",
-  attention: "src/attention/index.ts",
-};
+// Every src/<widget>/index.ts is one entry (src/shared holds the common modules).
+const entries = Object.fromEntries(
+  readdirSync("src", { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(`src/${d.name}/index.ts`))
+    .map((d) => [d.name, `src/${d.name}/index.ts`]),
+);
 
 const watch = process.argv.includes("--watch");
 const options = {

@@ -29,6 +29,7 @@ _EXPORTS = {
     # widgets
     "head_heatmap": "lenswidget.widgets",
     "attention": "lenswidget.widgets",
+    "link_heatmap_to_attention": "lenswidget.widgets",
     "residual": "lenswidget.widgets",
     "patcher": "lenswidget.widgets",
 }

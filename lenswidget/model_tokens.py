@@ -57,7 +57,7 @@ class TokenizationMixin:
     def _need_tokenizer(self, what: str) -> Any:
         if self.tokenizer is None:
             raise TokenizationError(
-                f"{what} needs a tokenizer, but this model has none; pass token ids "
+                f"{what} needs a tokenizer, but this model has no tokenizer; pass token ids "
                 "(a LongTensor [batch, pos]) or call model.set_tokenizer(tokenizer)"
             )
         return self.tokenizer

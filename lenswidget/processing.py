@@ -2,8 +2,9 @@
 
 Every function takes a state dict in lenswidget's (TransformerLens) naming plus the model's
 config (or the model itself) and returns the state dict, updated in place: entries are
-replaced by new tensors, tensors themselves are never modified, so a state dict that aliases a
-live model's parameters stays safe to process.
+replaced by new tensors and the old tensors are left untouched, so a state dict that aliases
+a live model's parameters stays safe to process. ``inplace=True`` instead writes into the
+tensors (no extra memory; only for tensors nobody else holds).
 
 ``process_state_dict`` runs the steps in the canonical order and reports the normalization
 type the model needs afterwards; ``load_and_process_state_dict`` and ``process_weights_``
@@ -52,7 +53,7 @@ def _attn_keys(cfg: Any, layer: int) -> dict[str, str]:
 
 
 def _fold_into(sd: StateDict, w_key: str, b_key: str | None, scale: torch.Tensor,
-               shift: torch.Tensor | None, center: bool) -> None:
+               shift: torch.Tensor | None, center: bool, inplace: bool) -> None:
     """Fold ``x * scale + shift`` into a reader ``x @ W + b`` whose input axis is ``-2`` of W."""
     W = sd[w_key]
     if shift is not None:
@@ -64,16 +65,17 @@ def _fold_into(sd: StateDict, w_key: str, b_key: str | None, scale: torch.Tensor
                 )
         else:
             b = sd.get(b_key)
-            extra = (W * shift[:, None]).sum(-2)
-            sd[b_key] = extra if b is None else b + extra
-    W = W * scale[:, None]
+            extra = (shift[None, :] @ W).squeeze(-2)  # shift @ W, over the d_model axis
+            sd[b_key] = extra if b is None else (b.add_(extra) if inplace else b + extra)
+    W = W.mul_(scale[:, None]) if inplace else W * scale[:, None]
     if center:
-        W = W - W.mean(-2, keepdim=True)
+        mean = W.mean(-2, keepdim=True)
+        W = W.sub_(mean) if inplace else W - mean
     sd[w_key] = W
 
 
 def fold_layer_norm(state_dict: StateDict, cfg: Any, fold_biases: bool = True,
-                    center_weights: bool = True) -> StateDict:
+                    center_weights: bool = True, inplace: bool = False) -> StateDict:
     """Fold each norm's weight (and LayerNorm bias) into the linear maps that read its output.
 
     ``ln1`` folds into W_Q/W_K/W_V (and their biases), ``ln2`` into W_in and W_gate,
@@ -100,20 +102,20 @@ def fold_layer_norm(state_dict: StateDict, cfg: Any, fold_biases: bool = True,
         if ln1 is not None:
             k = _attn_keys(cfg, layer)
             for m in "QKV":
-                _fold_into(sd, k[f"W_{m}"], k[f"b_{m}"], ln1[0], ln1[1], center_weights)
+                _fold_into(sd, k[f"W_{m}"], k[f"b_{m}"], ln1[0], ln1[1], center_weights, inplace)
         ln2 = norm(f"blocks.{layer}.ln2")
         if ln2 is not None:
             p = f"blocks.{layer}.mlp."
-            _fold_into(sd, p + "W_in", p + "b_in", ln2[0], ln2[1], center_weights)
+            _fold_into(sd, p + "W_in", p + "b_in", ln2[0], ln2[1], center_weights, inplace)
             if p + "W_gate" in sd:
-                _fold_into(sd, p + "W_gate", None, ln2[0], ln2[1], center_weights)
+                _fold_into(sd, p + "W_gate", None, ln2[0], ln2[1], center_weights, inplace)
     lnf = norm("ln_final")
     if lnf is not None:
-        _fold_into(sd, "unembed.W_U", "unembed.b_U", lnf[0], lnf[1], center_weights)
+        _fold_into(sd, "unembed.W_U", "unembed.b_U", lnf[0], lnf[1], center_weights, inplace)
     return sd
 
 
-def center_writing_weights(state_dict: StateDict, cfg: Any) -> StateDict:
+def center_writing_weights(state_dict: StateDict, cfg: Any, inplace: bool = False) -> StateDict:
     """Remove the mean (along d_model) of everything that writes to the residual stream.
 
     Valid only when every reader of the residual stream starts with a LayerNorm (which subtracts
@@ -129,7 +131,9 @@ def center_writing_weights(state_dict: StateDict, cfg: Any) -> StateDict:
 
     def center(key: str) -> None:
         if key in sd:
-            sd[key] = sd[key] - sd[key].mean(-1, keepdim=True)
+            t = sd[key]
+            mean = t.mean(-1, keepdim=True)
+            sd[key] = t.sub_(mean) if inplace else t - mean
 
     center("embed.W_E")
     center("pos_embed.W_pos")
@@ -139,7 +143,7 @@ def center_writing_weights(state_dict: StateDict, cfg: Any) -> StateDict:
     return sd
 
 
-def center_unembed(state_dict: StateDict, cfg: Any = None) -> StateDict:
+def center_unembed(state_dict: StateDict, cfg: Any = None, inplace: bool = False) -> StateDict:
     """Give every position's logits zero mean over the vocabulary (softmax is shift invariant).
 
     Skipped for models that soft-cap their output logits: the cap is not shift invariant.
@@ -150,9 +154,11 @@ def center_unembed(state_dict: StateDict, cfg: Any = None) -> StateDict:
                     "so shifting them would change the probabilities")
         return state_dict
     sd = state_dict
-    sd["unembed.W_U"] = sd["unembed.W_U"] - sd["unembed.W_U"].mean(-1, keepdim=True)
-    if "unembed.b_U" in sd:
-        sd["unembed.b_U"] = sd["unembed.b_U"] - sd["unembed.b_U"].mean()
+    for key, dims in (("unembed.W_U", -1), ("unembed.b_U", -1)):
+        if key in sd:
+            t = sd[key]
+            mean = t.mean(dims, keepdim=True)
+            sd[key] = t.sub_(mean) if inplace else t - mean
     return sd
 
 
@@ -163,7 +169,7 @@ def _full_value_bias(cfg: Any, b_V: torch.Tensor) -> torch.Tensor:
     return b_V
 
 
-def fold_value_biases(state_dict: StateDict, cfg: Any) -> StateDict:
+def fold_value_biases(state_dict: StateDict, cfg: Any, inplace: bool = False) -> StateDict:
     """Move each head's value bias into the layer's output bias: b_O += sum_h b_V[h] @ W_O[h].
 
     Exact because attention weights sum to one, so the bias reaches z unchanged.
@@ -174,11 +180,11 @@ def fold_value_biases(state_dict: StateDict, cfg: Any) -> StateDict:
         k = _attn_keys(cfg, layer)
         if k["b_V"] not in sd or k["W_O"] not in sd:
             continue
-        b_V = sd[k["b_V"]]
-        folded = torch.einsum("hd,hdm->m", _full_value_bias(cfg, b_V), sd[k["W_O"]])
+        b_V, W_O = sd[k["b_V"]], sd[k["W_O"]]
+        folded = _full_value_bias(cfg, b_V).reshape(1, -1) @ W_O.reshape(-1, W_O.shape[-1])
         b_O = sd.get(k["b_O"])
-        sd[k["b_O"]] = folded if b_O is None else b_O + folded
-        sd[k["b_V"]] = torch.zeros_like(b_V)
+        sd[k["b_O"]] = folded[0] if b_O is None else (b_O.add_(folded[0]) if inplace else b_O + folded[0])
+        sd[k["b_V"]] = b_V.zero_() if inplace else torch.zeros_like(b_V)
     return sd
 
 
@@ -241,6 +247,7 @@ def process_state_dict(
     center_unembed: bool = True,
     fold_value_biases: bool = True,
     refactor_factored_attn_matrices: bool = False,
+    inplace: bool = False,
 ) -> tuple[StateDict, str | None]:
     """Apply the requested steps in order; return the state dict and the normalization type
     the model must use to run it (``"LNPre"``/``"RMSPre"`` after folding, else unchanged).
@@ -256,16 +263,17 @@ def process_state_dict(
             state_dict[k] = v.float()
     sd = state_dict
     if fold_ln and norm_type in ("LN", "RMS"):
-        fold_layer_norm(sd, c, fold_biases=norm_type == "LN", center_weights=norm_type == "LN")
+        is_ln = norm_type == "LN"
+        fold_layer_norm(sd, c, fold_biases=is_ln, center_weights=is_ln, inplace=inplace)
         norm_type = FOLDED_NORM[norm_type]
     elif fold_ln and norm_type not in FOLDED_NORM:
         logger.info("fold_ln skipped: normalization_type %r has no weights to fold", norm_type)
     if center_writing_weights:
-        _center_writing(sd, c)
+        _center_writing(sd, c, inplace=inplace)
     if center_unembed:
-        _center_unembed(sd, c)
+        _center_unembed(sd, c, inplace=inplace)
     if fold_value_biases:
-        _fold_value_biases(sd, c)
+        _fold_value_biases(sd, c, inplace=inplace)
     if refactor_factored_attn_matrices:
         _refactor(sd, c)
     for k, v in list(sd.items()):

@@ -28,7 +28,8 @@ def tiny_hf_config(family: str, **overrides):
 
     if family == "gpt2":
         cfg = tf.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=211, n_positions=64,
-                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                            bos_token_id=0, eos_token_id=0)
     elif family in ("neox", "neox_sequential"):
         cfg = tf.GPTNeoXConfig(**_COMMON, hidden_dropout=0.0, attention_dropout=0.0,
                                use_parallel_residual=family == "neox",

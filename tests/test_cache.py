@@ -329,7 +329,9 @@ def test_logit_attrs_reconstruct_logit_minus_b_U_on_processed_model(family):
     answer = torch.tensor([7, 42, 250])
     wrong = torch.tensor([9, 8, 100])
     target = logits[torch.arange(3), -1, answer] - model.b_U[answer]
-    diff = logits[torch.arange(3), -1, answer] - logits[torch.arange(3), -1, wrong]
+    # b_U is a per-token constant no component writes, so it is left out of the difference too
+    diff = target - (logits[torch.arange(3), -1, wrong] - model.b_U[wrong])
+    assert model.b_U.abs().max() > 1e-3  # the identity is not trivially bias-free
     stacks = [
         cache.decompose_resid(pos_slice=-1),
         cache.stack_head_results(pos_slice=-1, incl_remainder=True),
@@ -365,14 +367,16 @@ def test_logit_attrs_unprocessed_equals_normalized_dot_W_U():
 def test_logit_attrs_strings_and_errors():
     model = tiny_model("gpt2", tokenizer=True)
     logits, cache = model.run_with_cache("The capital of France is")
-    paris = model.to_single_token(" Paris")
+    the = model.to_single_token(" the")
     stack, labels = cache.decompose_resid(return_labels=True, mode="attn")
-    attrs = cache.logit_attrs(stack, " Paris")
+    attrs = cache.logit_attrs(stack, " the")
     assert attrs.shape == (len(labels), 1, cache["resid_pre", 0].shape[1])
-    close(attrs, cache.logit_attrs(stack, paris))
-    close(cache.logit_attrs(stack, " Paris", " the"), attrs - cache.logit_attrs(stack, " the"))
+    close(attrs, cache.logit_attrs(stack, the))
+    close(cache.logit_attrs(stack, " the", " is"), attrs - cache.logit_attrs(stack, " is"))
     with pytest.raises(TokenizationError, match="not one"):
-        cache.logit_attrs(stack, "Paris is nice")
+        cache.logit_attrs(stack, " Paris")
+    with pytest.raises(TokenizationError):
+        cache.logit_attrs(stack, " the", incorrect_tokens=" France")
     with pytest.raises(ShapeMismatchError):
         cache.logit_attrs(stack, torch.tensor([1, 2]), torch.tensor([1, 2, 3]))
     with pytest.raises(ShapeMismatchError):

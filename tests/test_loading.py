@@ -42,7 +42,7 @@ def test_local_directory(tmp_path, shard):
     hf.save_pretrained(tmp_path, max_shard_size="60KB" if shard else "5GB")
     assert (tmp_path / "model.safetensors.index.json").exists() == shard
     model = _ht().from_pretrained_no_processing(str(tmp_path), device="cpu")
-    assert model.tokenizer is None and model.cfg.model_name == str(tmp_path)
+    assert model.tokenizer is None and model.cfg.model_name == str(tmp_path)  # no tokenizer files
     assert (_logits(model, _tokens()) - _logits(hf, _tokens())).abs().max() <= 1e-4
 
 
@@ -72,16 +72,32 @@ def test_hf_model_and_first_n_layers():
 
 
 def test_dtype_options():
-    hf = make_tiny_hf("gemma")
+    """bf16/fp16 load and run; their error vs float32 is of the order of HF's own at that dtype."""
+    hf = make_tiny_hf("llama")
     ref = _logits(hf, _tokens()).log_softmax(-1)
-    for dtype in (torch.bfloat16, "float16"):
+    for dtype, torch_dtype in ((torch.bfloat16, torch.bfloat16), ("float16", torch.float16)):
         model = _ht().from_pretrained("tiny", hf_model=hf, device="cpu", dtype=dtype)
-        assert all(p.dtype == (torch.bfloat16 if dtype is torch.bfloat16 else torch.float16)
-                   for p in model.parameters())
-        out = _logits(model, _tokens()).float().log_softmax(-1)
-        assert (out - ref).abs().max() < 0.5  # low precision, same model
+        assert model.cfg.dtype == torch_dtype
+        assert all(p.dtype == torch_dtype for p in model.parameters())
+        hf_low = make_tiny_hf("llama").to(torch_dtype)
+        hf_err = (_logits(hf_low, _tokens()).float().log_softmax(-1) - ref).abs().max()
+        ours_err = (_logits(model, _tokens()).float().log_softmax(-1) - ref).abs().max()
+        assert ours_err <= 2 * hf_err + 0.05
     with pytest.raises(ValueError, match="dtype"):
         _ht().from_pretrained("tiny", hf_model=hf, dtype="int8")
+
+
+def test_gemma_embedding_scale_rounds_like_hf():
+    """HF multiplies the embedding by sqrt(d_model) rounded to the model dtype; folding it into
+    W_E must give bit-identical embeddings (d_model 48: sqrt is not exact in bf16)."""
+    hf = make_tiny_hf("gemma", hidden_size=48)
+    ids = torch.arange(0, 211)
+    for dtype in (torch.float32, torch.bfloat16):
+        model = _ht().from_pretrained_no_processing("tiny", hf_model=hf, device="cpu", dtype=dtype)
+        hf_low = make_tiny_hf("gemma", hidden_size=48).to(dtype)
+        with torch.no_grad():
+            expected = hf_low.model.embed_tokens(ids)
+        assert torch.equal(model.embed.W_E[ids], expected)
 
 
 def test_unsupported_family_lists_supported():

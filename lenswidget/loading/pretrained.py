@@ -43,7 +43,8 @@ def tokenizer_prepends_bos(tokenizer: Any) -> bool | None:
 
 def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
                  tokenizer: Any, tokenizer_name: str | None, dtype: torch.dtype, device: Any,
-                 first_n_layers: int | None, default_prepend_bos: bool | None) -> Any:
+                 first_n_layers: int | None, default_prepend_bos: bool | None,
+                 architecture: str | None = None) -> Any:
     """The model config: the family's fields plus loading options."""
     fields = dict(fields)
     if first_n_layers is not None:
@@ -58,7 +59,7 @@ def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
         # Family convention first (TransformerLens prepends BOS for GPT-2/Pythia), otherwise do
         # what the model's own tokenizer does, so tokens match HF's for the same text.
         default_prepend_bos = fields.get("default_prepend_bos", prepends if prepends is not None else True)
-    archs = getattr(src_config, "architectures", None) or [None]
+    archs = getattr(src_config, "architectures", None) or [architecture]
     fields.update(
         model_name=name,
         tokenizer_name=tokenizer_name,
@@ -75,15 +76,12 @@ def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
 
 
 def convert_weights(family: Any, hf_state_dict: Any, cfg: Any) -> dict[str, torch.Tensor]:
-    """Run the family converter and return float32 tensors (processing happens in float32)."""
+    """Run the family converter; return fresh, contiguous float32 copies (one copy per tensor,
+    shared with nothing: checkpoint views and a user's HF model stay untouched)."""
     sd = family.convert_state_dict(hf_state_dict, cfg)
-    return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in sd.items()}
-
-
-def _unshare(sd: dict[str, torch.Tensor], others: Any) -> dict[str, torch.Tensor]:
-    """Clone the tensors of ``sd`` whose storage belongs to one of ``others``."""
-    taken = {t.untyped_storage().data_ptr() for t in others}
-    return {k: v.clone() if v.untyped_storage().data_ptr() in taken else v for k, v in sd.items()}
+    return {k: v.to(dtype=torch.float32 if v.is_floating_point() else v.dtype,
+                    memory_format=torch.contiguous_format, copy=True)
+            for k, v in sd.items()}
 
 
 def from_pretrained(
@@ -131,12 +129,13 @@ def from_pretrained(
                        name=src.name, tokenizer=src.tokenizer,
                        tokenizer_name=src.tokenizer_name if src.tokenizer is not None else None,
                        dtype=target_dtype, device=device, first_n_layers=first_n_layers,
-                       default_prepend_bos=default_prepend_bos)
+                       default_prepend_bos=default_prepend_bos,
+                       architecture=type(hf_model).__name__ if hf_model is not None else family.ARCHITECTURES[0])
     sd = convert_weights(family, src.state_dict, cfg)
     sd, norm_type = processing.process_state_dict(
         sd, cfg, fold_ln=fold_ln, center_writing_weights=center_writing_weights,
         center_unembed=center_unembed, fold_value_biases=fold_value_biases,
-        refactor_factored_attn_matrices=refactor_factored_attn_matrices,
+        refactor_factored_attn_matrices=refactor_factored_attn_matrices, inplace=True,
     )
     model = cls(cfg, tokenizer=src.tokenizer, move_to_device=move_to_device,
                 default_padding_side=default_padding_side)
@@ -146,8 +145,6 @@ def from_pretrained(
     device = model.embed.W_E.device
     sd = {k: v.to(device=device, dtype=target_dtype) if v.is_floating_point() else v.to(device)
           for k, v in sd.items()}
-    if hf_model is not None:  # never let the new model share storage with the user's HF model
-        sd = _unshare(sd, src.state_dict.values())
     processing.load_state_dict_strict(model, sd, assign=True)
     model.eval()
     print(f"Loaded pretrained model {src.name} into HookedTransformer")

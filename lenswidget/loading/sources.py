@@ -91,14 +91,21 @@ def _weights_of(directory: Path) -> Mapping[str, torch.Tensor]:
     )
 
 
+#: Files whose presence means a directory has a tokenizer (transformers would otherwise build
+#: an empty one from the model config alone).
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model",
+                    "tokenizer_config.json")
+
+
 def _tokenizer_from(where: str | Path, **kwargs: Any) -> Any | None:
     from transformers import AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(where, **kwargs)
     except Exception as exc:  # a model without tokenizer files still loads (tokens only)
-        logger.warning("lenswidget: no tokenizer loaded from %s (%s); pass tokenizer=... "
-                       "to use strings", where, exc)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logger.warning("lenswidget: no tokenizer loaded for %s (%s); the model accepts token ids "
+                       "only, pass tokenizer=... to use strings", where, reason)
         return None
 
 
@@ -110,7 +117,7 @@ def _from_directory(directory: Path, name: str, tokenizer: Any | None,
         raise ModelNotAvailableError(f"{directory} is not an HF model directory: it has no config.json")
     hf_config = hf_model.config if hf_model is not None else AutoConfig.from_pretrained(directory)
     sd = hf_model.state_dict() if hf_model is not None else _weights_of(directory)
-    if tokenizer is None:
+    if tokenizer is None and any((directory / f).is_file() for f in _TOKENIZER_FILES):
         tokenizer = _tokenizer_from(directory)
     return Source(name, hf_config, sd, tokenizer, str(directory))
 
@@ -182,11 +189,8 @@ def resolve_source(name: str | os.PathLike | None, hf_model: Any | None = None,
     label = str(name) if name is not None else str(getattr(hf_model, "name_or_path", "") or "hf_model")
     if hf_model is not None and (name is None or not (is_default_model(label) or Path(label).expanduser().is_dir())):
         # In-memory model: weights and config from it; tokenizer from the name if we can.
-        if tokenizer is None and label and label != "hf_model":
-            if Path(label).expanduser().is_dir():
-                tokenizer = _tokenizer_from(Path(label).expanduser())
-            else:
-                tokenizer = _tokenizer_from(label, local_files_only=hub_offline() or not hub_reachable())
+        if tokenizer is None and label and label != "hf_model" and not _looks_like_path(label):
+            tokenizer = _tokenizer_from(label, local_files_only=hub_offline() or not hub_reachable())
         return Source(label, hf_model.config, hf_model.state_dict(), tokenizer, label)
     if is_default_model(label):
         src = _from_directory(default_model_dir(), DEFAULT_MODEL, tokenizer, hf_model)

@@ -56,15 +56,30 @@ class AttentionInspector(LensWidget):
         self._patterns, self._prompt_of_patterns = patterns, kwargs.get("prompt", "")
         self._stash: tuple[str, Patterns] | None = None
         layer = kwargs.pop("layer", None)
-        super().__init__(layers=layers, heads=heads, editable=runner is not None, **kwargs)
-        self.layer = layers[0] if layer is None else layer
-        self._show(patterns)
+        layer = layers[0] if layer is None else layer
+        if layer not in layers:
+            raise OutOfRangeError("layer", layer, min(layers), max(layers), f"shown layers: {layers}")
+        # Everything goes in as constructor kwargs so the comm opens with the full state.
+        super().__init__(layers=layers, heads=heads, layer=layer, editable=runner is not None,
+                         tokens=patterns.tokens, thumbs=_encode_thumbs(max_pool_square(patterns.data, self._thumb_size)),
+                         pattern=self._encode_layer(layers.index(layer), layer), **kwargs)
 
     # -- Python API ---------------------------------------------------------------------
     @property
     def patterns(self) -> Any:
         """float32 ``[len(layers), len(heads), n, n]`` patterns of the current tokens."""
         return self._patterns.data
+
+    def set_tokens(self, tokens: Any) -> None:
+        """Rerun the model on token ids (``[pos]`` or ``[1, pos]``); the prompt box shows their text."""
+        if self._runner is None:
+            raise InvalidOptionError("set_tokens on an inspector without a model", "tokens", ["attention(model, ...)"])
+        patterns = self._runner.run_tokens(tokens)
+        text = _text_of(self._runner.model, patterns.tokens)
+        with self.hold_sync():
+            self._prompt_of_patterns = text
+            self.prompt = text
+            self._show(patterns)
 
     def select(self, layer: int, head: int | None = None) -> None:
         """Show ``layer`` and lock ``head`` (``None`` unlocks) in one update."""
@@ -97,6 +112,14 @@ class AttentionInspector(LensWidget):
             raise t.TraitError(f"head {value!r} is not shown; shown heads: {self.heads}")
         return value
 
+    @t.validate("tokens")
+    def _check_tokens(self, proposal: Any) -> list:
+        n = self._patterns.data.shape[-1]
+        if len(proposal["value"]) != n:
+            raise t.TraitError(f"{len(proposal['value'])} tokens for {n} positions; to change the text, set "
+                               "`prompt` or call set_tokens(ids) (relabelling needs exactly one label per position)")
+        return proposal["value"]
+
     @t.validate("prompt")
     def _check_prompt(self, proposal: Any) -> str:
         text = proposal["value"]
@@ -127,12 +150,15 @@ class AttentionInspector(LensWidget):
         self._patterns = patterns
         with self.hold_sync():
             self.tokens = patterns.tokens
-            self.thumbs = codec.encode(max_pool_square(patterns.data, self._thumb_size), "uint8")
+            self.thumbs = _encode_thumbs(max_pool_square(patterns.data, self._thumb_size))
             self._send_layer()
 
     def _send_layer(self) -> None:
-        index = self.layers.index(self.layer)
-        self.pattern = codec.encode(self._patterns.data[index], self._precision)
+        self.pattern = self._encode_layer(self.layers.index(self.layer), self.layer)
+
+    def _encode_layer(self, index: int, layer: int) -> dict:
+        # Tagged with its layer: the browser may have moved on by the time it arrives.
+        return {**codec.encode(self._patterns.data[index], self._precision), "layer": layer}
 
 
 def attention(model: Any = None, source: Any = None, layers: Sequence[int] | int | None = None,
@@ -151,6 +177,8 @@ def attention(model: Any = None, source: Any = None, layers: Sequence[int] | int
     """
     common = dict(title=title, precision=precision, thumb_size=thumb_size, debounce_ms=debounce_ms,
                   layer=layer, head=head)
+    if precision not in PRECISIONS:
+        raise InvalidOptionError("precision", precision, PRECISIONS)
     if _is_float_tensor(model):
         tokens = list(source if source is not None else str_tokens or [])
         data = from_tensor(model, [str(s) for s in tokens])
@@ -181,8 +209,18 @@ def attention(model: Any = None, source: Any = None, layers: Sequence[int] | int
         patterns = Patterns([str(s) for s in str_tokens], patterns.data)
     if head is not None and head not in shown_heads:
         raise OutOfRangeError("head", head, 0, model.cfg.n_heads - 1, f"shown heads: {shown_heads}")
+    if layer is not None and layer not in shown_layers:
+        raise OutOfRangeError("layer", layer, 0, model.cfg.n_layers - 1, f"shown layers: {shown_layers}")
     return AttentionInspector(patterns, runner=runner, layers=shown_layers, heads=shown_heads,
                               prompt=prompt, head_names=_names(head_names, len(shown_layers) * len(shown_heads)), **common)
+
+
+def _encode_thumbs(pooled: Any) -> dict:
+    """uint8 for probabilities (the usual case); float16 for anything else (e.g. scores)."""
+    try:
+        return codec.encode(pooled, "uint8")
+    except OutOfRangeError:
+        return codec.encode(pooled, "float16")
 
 
 def _names(names: Sequence[str] | None, count: int) -> list[str]:

@@ -88,8 +88,8 @@ class LensWidget(anywidget.AnyWidget):
         before = {k: getattr(self, k) for k in clean}
         try:
             with self.hold_sync():
+                self.error = ""  # before applying, so observers may report their own errors
                 super().set_state(clean)
-                self.error = ""
                 self.revision += 1
         except Exception as exc:  # noqa: BLE001
             self._restore(before)
@@ -103,9 +103,8 @@ class LensWidget(anywidget.AnyWidget):
             return
         try:
             with self.hold_sync():
+                self.error = ""
                 handler(fields)
-                if not (isinstance(content, dict) and content.get("type") == "clear_error"):
-                    self.error = ""
                 self.revision += 1
         except Exception as exc:  # noqa: BLE001
             self._reject(exc)

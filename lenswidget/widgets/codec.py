@@ -104,9 +104,9 @@ def _check_unit(arr: np.ndarray) -> np.ndarray:
     if arr.size == 0:
         return arr
     if not np.isfinite(arr).all():
-        raise OutOfRangeError("value for uint8 quantisation", "NaN/inf", 0, 1, "uint8 needs finite values in [0, 1]; use dtype='float16'")
+        raise OutOfRangeError("value for uint8 quantisation", "NaN/inf", 0, 1, "uint8 needs finite values in [0, 1]; use float16 (dtype='float16', or precision='float16' for attention)")
     lo, hi = float(arr.min()), float(arr.max())
     if lo < -_UNIT_SLACK or hi > 1 + _UNIT_SLACK:
         bad = lo if lo < -_UNIT_SLACK else hi
-        raise OutOfRangeError("value for uint8 quantisation", round(bad, 6), 0, 1, "uint8 needs values in [0, 1] (attention patterns); use dtype='float16'")
+        raise OutOfRangeError("value for uint8 quantisation", round(bad, 6), 0, 1, "uint8 needs values in [0, 1] (attention patterns); use float16 (dtype='float16', or precision='float16' for attention)")
     return np.clip(arr, 0.0, 1.0)

@@ -118,4 +118,4 @@ def _no_grad() -> contextlib.AbstractContextManager:
         import torch
     except ImportError:  # pragma: no cover
         return contextlib.nullcontext()
-    return torch.inference_mode()
+    return torch.no_grad()

@@ -85,7 +85,9 @@ export class AttentionView {
 
   private loadPattern(): void {
     this.patternTensor = this.decode("pattern");
-    this.patternLayer = getInt(this.model, "layer");
+    // The kernel tags the payload with its layer (the browser may already have moved on).
+    const payload = this.model.get("pattern") as { layer?: unknown } | null;
+    this.patternLayer = Number.isInteger(payload?.layer) ? (payload!.layer as number) : getInt(this.model, "layer");
   }
 
   // -- wiring ---------------------------------------------------------------------------

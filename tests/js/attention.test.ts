@@ -25,7 +25,7 @@ function thumbs(layers: number, heads: number, n: number): Record<string, unknow
 function layerPattern(l: number, heads: number, n: number): Record<string, unknown> {
   const vals: number[] = [];
   for (let h = 0; h < heads; h++) vals.push(...pattern(n, l, h));
-  return u8Payload(vals, [heads, n, n]);
+  return { ...u8Payload(vals, [heads, n, n]), layer: l };
 }
 
 function setup(extra: Record<string, unknown> = {}) {
@@ -188,6 +188,17 @@ describe("attention inspector", () => {
     mouse("mouseover", thumb(host, 1, 0));
     expect(canvas.dataset.resolution).toBe("thumbnail");
     expect(canvas.dataset.rows).toBe(String(n));
+  });
+
+  test("full resolution follows the layer the kernel tagged the pattern with", () => {
+    const n = 8;
+    const { model, host, canvas } = setup({ tokens: Array.from({ length: n }, (_, i) => `t${i}`), thumbs: thumbs(3, 2, 4), pattern: layerPattern(0, 2, n) });
+    thumb(host, 1, 0).click();
+    expect(canvas.dataset.layer).toBe("1");
+    expect(canvas.dataset.resolution).toBe("thumbnail"); // layer 1's full pattern not here yet
+    model.kernelUpdate({ pattern: layerPattern(1, 2, n), revision: 1 });
+    expect(canvas.dataset.resolution).toBe("full");
+    expect(canvas.dataset.mode).toBe("locked");
   });
 
   test("head_names label the heads (CircuitsVis-style tensor input)", () => {

@@ -25,11 +25,11 @@ const XSS = '<img src=x onerror=window.__xss=1>';
 const PROMPT = 'The cat sat on the mat';
 const NEW_PROMPT = 'When Mary and John went to the store';
 
-/** Raw token strings shown in the token strip (from their ``title``). */
+/** Texts of the token strip's tokens (whitespace made visible). */
 async function stripTokens(root: Locator): Promise<string[]> {
   return root
     .getByTestId('lw-token')
-    .evaluateAll(els => els.map(e => e.getAttribute('title') ?? ''));
+    .evaluateAll(els => els.map(e => e.textContent ?? ''));
 }
 
 /** Wait until the inspector is idle (no pending edit, no kernel work). */
@@ -87,8 +87,7 @@ test.describe('attention inspector', () => {
     await test.step('tokens and the dest x src canvas match the prompt', async () => {
       await expect(root.getByTestId('lw-prompt')).toHaveValue(PROMPT);
       await expect(root.getByTestId('lw-prompt')).toBeEnabled();
-      expect(await stripTokens(root)).toEqual(tokens);
-      await expect(root.getByTestId('lw-token')).toHaveText(tokens.map(visibleToken));
+      expect(await stripTokens(root)).toEqual(tokens.map(visibleToken));
       await expect(root.getByTestId('lw-dest-label')).toHaveCount(n);
       await expect(root.getByTestId('lw-src-label')).toHaveCount(n);
       await expect(canvas).toHaveAttribute('data-rows', String(n));
@@ -180,7 +179,7 @@ test.describe('attention inspector', () => {
       const prompt = root.getByTestId('lw-prompt');
       await prompt.fill(NEW_PROMPT);
       await expect(root).toHaveAttribute('data-busy', 'true');
-      await expect.poll(() => stripTokens(root)).toEqual(newTokens);
+      await expect.poll(() => stripTokens(root)).toEqual(newTokens.map(visibleToken));
       await waitIdle(root);
       await expect(canvas).toHaveAttribute('data-rows', String(newTokens.length));
       await expect(canvas).toHaveAttribute('data-cols', String(newTokens.length));
@@ -227,12 +226,8 @@ test.describe('attention inspector', () => {
       `[str(t) for t in model.to_str_tokens(${JSON.stringify(XSS)})]`
     );
     await root.getByTestId('lw-prompt').fill(XSS);
-    await expect.poll(() => stripTokens(root)).toEqual(expected);
+    await expect.poll(() => stripTokens(root)).toEqual(expected.map(visibleToken));
     await waitIdle(root);
-    const shown = await root
-      .getByTestId('lw-token')
-      .evaluateAll(els => els.map(e => e.textContent ?? ''));
-    expect(shown).toEqual(expected.map(visibleToken));
 
     // ... and a single token holding the whole string, with a title.
     const r2 = await runCode(

@@ -107,5 +107,5 @@ def convert_decoder(hf_sd: Mapping[str, torch.Tensor], cfg: Any, norm_offset: fl
         head = E  # tied: the unscaled embedding matrix
     out["unembed.W_U"] = head.T
     out["unembed.b_U"] = torch.zeros(head.shape[0], dtype=head.dtype)
-    return {k: v.contiguous() for k, v in out.items()}
+    return out
 

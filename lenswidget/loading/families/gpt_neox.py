@@ -67,4 +67,4 @@ def convert_state_dict(hf_state_dict: Mapping[str, torch.Tensor], cfg: Any) -> d
         head = E
     out["unembed.W_U"] = head.T
     out["unembed.b_U"] = torch.zeros(head.shape[0], dtype=head.dtype)
-    return {k: v.contiguous() for k, v in out.items()}
+    return out
