@@ -82,7 +82,7 @@ if [ -f test-results/results.json ]; then
   cp test-results/results.json "$repo_root/test-results/playwright.json"
 fi
 for f in test-results/measurements/*.json; do
-  if [ -f "$f" ]; then log "measurement $(basename "$f" .json): $(tr -d '\n' <"$f" | tr -s ' ')"; fi
+  if [ -f "$f" ]; then log "measurement written: ui-tests/$f"; fi
 done
 log "HTML report: ui-tests/playwright-report/index.html; server log: ui-tests/test-results/jupyter-server.log"
 log "finished in $(( $(date +%s) - start )) s (exit $rc)"

@@ -178,3 +178,19 @@ def test_mismatched_inner_dims_name_both_shapes():
         M[None]
     with pytest.raises(ValueError):  # typed errors are still ValueErrors
         FactoredMatrix(torch.randn(4), torch.randn(4, 2))
+
+
+def test_composition_scores_helper_matches_dense(g):
+    from lenswidget.utils import composition_scores
+
+    left = fm(g, 6, 2, 6, lead=(3,))
+    right = fm(g, 6, 2, 6, lead=(2,))
+    s = composition_scores(left, right)
+    assert s.shape == (3, 2)
+    for i in range(3):
+        for j in range(2):
+            L, R = left.AB[i], right.AB[j]
+            want = (L @ R).norm() / L.norm() / R.norm()
+            torch.testing.assert_close(s[i, j], want, atol=1e-6, rtol=1e-6)
+    same = composition_scores(left, left, broadcast_dims=False)
+    assert same.shape == (3,)

@@ -151,3 +151,27 @@ def test_tokenize_and_concatenate_on_a_list():
     assert out.shape == (3, 4)
     assert out[:, 0].tolist() == [99, 99, 99]
     assert out[0, 1:].tolist() == [ord("a"), ord("b"), ord("c")]
+
+
+def test_test_prompt_prints_ranks_logits_and_probabilities(capsys):
+    from tests.models import tiny_model
+
+    model = tiny_model("gpt2", tokenizer=True)
+    utils.test_prompt("The cat sat on", "the mat", model, top_k=3, prepend_bos=True)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("Tokenized prompt: ['<|bos|>', 'The'")
+    assert lines[1] == "Tokenized answer: [' the', ' m', 'at']"
+    assert out.count("Performance on answer token:") == 3 and out.count("Top 0th token.") == 3
+    assert out.count("Top 2th token.") == 3 and "Top 3th token." not in out
+    # the printed rank / logit / prob of " the" agree with the model's own logits
+    tokens = model.to_tokens("The cat sat on", prepend_bos=True)
+    logits = model(tokens)[0, -1]
+    the = model.to_single_token(" the")
+    rank = int((logits > logits[the]).sum())
+    prob = logits.softmax(-1)[the].item()
+    assert f"Rank: {rank: <8} Logit: {logits[the].item():5.2f} Prob: {prob:6.2%} Token: | the|" in out
+    assert out.rstrip().splitlines()[-1].startswith("Ranks of the answer tokens: [(' the', ")
+    utils.test_prompt("The cat", ["dog", "mat"], model, print_details=False)
+    out = capsys.readouterr().out
+    assert out.count("Ranks of the answer tokens") == 2 and "Top 0th" not in out

@@ -11,7 +11,9 @@ Never use this configuration outside tests: it switches off every security
 protection of the server (no token, no password, no XSRF check, root allowed).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,7 +22,18 @@ from jupyterlab.galata import configure_jupyter_server
 UI_TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = UI_TESTS_DIR.parent
 
+# Notebooks the specs create live under a throw-away root directory (Galata
+# makes one sub-folder per test there and removes it afterwards).  Set
+# LENSWIDGET_UI_ROOT_DIR to use (and keep) a given folder instead.
+_root = os.environ.get("LENSWIDGET_UI_ROOT_DIR")
+if not _root:
+    _root = tempfile.mkdtemp(prefix="lenswidget-ui-")
+    atexit.register(shutil.rmtree, _root, ignore_errors=True)
+os.makedirs(_root, exist_ok=True)
+os.environ["JUPYTERLAB_GALATA_ROOT_DIR"] = _root
+
 configure_jupyter_server(c)  # noqa: F821  (``c`` is injected by traitlets)
+c.ServerApp.root_dir = _root  # noqa: F821
 
 # A fixed port, distinct from the usual 8888 so that a developer's own
 # JupyterLab does not collide with the test server.  Must match
@@ -32,13 +45,6 @@ c.ServerApp.allow_root = True  # noqa: F821
 c.ServerApp.open_browser = False  # noqa: F821
 c.IdentityProvider.token = ""  # noqa: F821
 c.ServerApp.password = ""  # noqa: F821
-
-# Notebooks the specs create live under a throw-away root directory (Galata
-# makes one sub-folder per test there and removes it afterwards).  Override
-# with LENSWIDGET_UI_ROOT_DIR to keep them around for debugging.
-_root = os.environ.get("LENSWIDGET_UI_ROOT_DIR") or tempfile.mkdtemp(prefix="lenswidget-ui-")
-os.makedirs(_root, exist_ok=True)
-c.ServerApp.root_dir = _root  # noqa: F821
 
 # Kernels inherit this process' environment: let them import the repository's
 # test helpers (``tests/models.py``) and find the repository's fixtures.

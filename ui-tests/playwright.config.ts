@@ -69,6 +69,19 @@ export default defineConfig({
       ]
     }
   },
+  // The infrastructure smoke tests run first; when they fail (JupyterLab,
+  // the browser or the widget manager is broken) the widget specs are
+  // skipped instead of failing one by one. `--no-deps` runs a widget spec
+  // alone.
+  projects: [
+    { name: 'infra', testMatch: /infra\.spec\.ts$/ },
+    {
+      name: 'widgets',
+      testMatch: /\.spec\.ts$/,
+      testIgnore: /infra\.spec\.ts$/,
+      dependencies: ['infra']
+    }
+  ],
   webServer: {
     // The server log goes to a file: it is noisy (Galata creates and deletes
     // folders and kernels for every test) and only useful when debugging.

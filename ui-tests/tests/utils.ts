@@ -385,7 +385,8 @@ export function writeResult(name: string, data: unknown): string {
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, `${name}.json`);
   fs.writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
-  console.log(`[lenswidget measurement] ${name}: ${JSON.stringify(data)}`);
+  console.log(`[lenswidget measurement] ${name} -> ${path.relative(process.cwd(), file)}`);
+  console.log(JSON.stringify(data, null, 1).replace(/\n\s*/g, ' '));
   return file;
 }
 

@@ -1,0 +1,167 @@
+"""Core benchmark: lenswidget vs HuggingFace transformers on SmolLM2-135M-Instruct, same weights.
+
+Measures (median of interleaved repetitions after warm-up, ``torch.inference_mode`` for both):
+
+* forward, no hooks                       target <= 1.05x HF forward
+* run_with_cache, every hook              target <= 1.25x HF forward
+* generate 50 tokens, KV cache, greedy    target <= 1.10x HF generate
+* loading: GGUF first time (conversion) and from the float32 cache
+
+Prints a table and writes JSON to ``benchmarks/results/``. Usage::
+
+    python benchmarks/bench_core.py [--reps 7] [--batch 4] [--seq 64] [--skip-gguf] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {"forward": 1.05, "run_with_cache": 1.25, "generate_50": 1.10}
+
+
+def _time(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def paired(ours, theirs, reps: int, warmup: int = 2) -> dict:
+    """Interleaved timings of two callables; medians and their ratio."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            ours()
+            theirs()
+        a, b = [], []
+        for i in range(reps):
+            if i % 2:  # alternate the order so drift hits both sides alike
+                b.append(_time(theirs))
+                a.append(_time(ours))
+            else:
+                a.append(_time(ours))
+                b.append(_time(theirs))
+    ma, mb = statistics.median(a), statistics.median(b)
+    return {"ours_s": ma, "hf_s": mb, "ratio": ma / mb, "ours_all": a, "hf_all": b}
+
+
+def _subprocess_seconds(code: str, env: dict) -> float:
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_loading(reps: int, skip_gguf: bool) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    from lenswidget import HookedTransformer
+    from lenswidget.loading import default_gguf_path, default_model_dir
+
+    cache = default_model_dir()
+    gguf = default_gguf_path()
+    res: dict = {}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if not skip_gguf:
+        with tempfile.TemporaryDirectory() as tmp:
+            code = ("import time; t=time.perf_counter(); from lenswidget import HookedTransformer; "
+                    "HookedTransformer.from_pretrained('SmolLM2-135M-Instruct', device='cpu'); "
+                    "print(time.perf_counter()-t)")
+            res["ours_first_load_from_gguf_s"] = _subprocess_seconds(code, {**env, "LENSWIDGET_CACHE_DIR": tmp})
+        code = ("import time; t=time.perf_counter(); from transformers import AutoModelForCausalLM; "
+                f"AutoModelForCausalLM.from_pretrained({str(gguf.parent)!r}, gguf_file={gguf.name!r}); "
+                "print(time.perf_counter()-t)")
+        res["hf_load_from_gguf_s"] = _subprocess_seconds(code, env)
+    code = ("import time; t=time.perf_counter(); from lenswidget import HookedTransformer; "
+            "HookedTransformer.from_pretrained('SmolLM2-135M-Instruct', device='cpu'); "
+            "print(time.perf_counter()-t)")
+    res["ours_cache_load_fresh_process_s"] = _subprocess_seconds(code, env)
+    # in-process (imports done): ours from cache vs HF from the same float32 directory
+    load = paired(
+        lambda: HookedTransformer.from_pretrained("SmolLM2-135M-Instruct", device="cpu"),
+        lambda: AutoModelForCausalLM.from_pretrained(cache, dtype=torch.float32),
+        reps=max(3, reps // 2), warmup=1,
+    )
+    res["ours_cache_load_s"], res["hf_dir_load_s"] = load["ours_s"], load["hf_s"]
+    nop = paired(
+        lambda: HookedTransformer.from_pretrained_no_processing("SmolLM2-135M-Instruct", device="cpu"),
+        lambda: None, reps=max(3, reps // 2), warmup=1,
+    )
+    res["ours_cache_load_no_processing_s"] = nop["ours_s"]
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--gen-tokens", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--skip-gguf", action="store_true", help="skip the (slow) first-time GGUF conversion")
+    ap.add_argument("--skip-loading", action="store_true")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from transformers import AutoModelForCausalLM
+
+    from lenswidget import HookedTransformer
+    from lenswidget.loading import default_model_dir
+
+    load_before = os.getloadavg()
+    model = HookedTransformer.from_pretrained("SmolLM2-135M-Instruct", device="cpu")
+    hf = AutoModelForCausalLM.from_pretrained(default_model_dir(), dtype=torch.float32).eval()
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(100, 40000, (args.batch, args.seq), generator=gen)
+    prompt = model.to_tokens("The capital of France is")
+
+    results: dict = {}
+    results["forward"] = paired(lambda: model(tokens), lambda: hf(tokens).logits, args.reps)
+    results["run_with_cache"] = paired(lambda: model.run_with_cache(tokens), lambda: hf(tokens).logits,
+                                       args.reps)
+    n = args.gen_tokens
+    results["generate_50"] = paired(
+        lambda: model.generate(prompt, max_new_tokens=n, do_sample=False, stop_at_eos=False,
+                               use_past_kv_cache=True, verbose=False),
+        lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
+                            min_new_tokens=n, do_sample=False),
+        max(3, args.reps // 2), warmup=1,
+    )
+    loading = {} if args.skip_loading else bench_loading(args.reps, args.skip_gguf)
+
+    print(f"\nSmolLM2-135M-Instruct, CPU, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"batch {args.batch} x seq {args.seq}, load avg before {load_before[0]:.1f}")
+    print(f"{'benchmark':<18}{'lenswidget':>12}{'HF':>12}{'ratio':>8}{'target':>8}")
+    for name, r in results.items():
+        flag = "ok" if r["ratio"] <= TARGETS[name] else "SLOW"
+        print(f"{name:<18}{r['ours_s']*1e3:>10.1f}ms{r['hf_s']*1e3:>10.1f}ms{r['ratio']:>8.3f}"
+              f"{TARGETS[name]:>7.2f}x {flag}")
+    for k, v in loading.items():
+        print(f"{k:<36}{v:>8.2f}s")
+
+    out_dir = ROOT / "benchmarks" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"bench_core-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "args": vars(args), "targets": TARGETS, "results": results, "loading": loading,
+    }, indent=1))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
