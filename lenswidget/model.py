@@ -52,6 +52,10 @@ class Output(NamedTuple):
     loss: torch.Tensor
 
 
+def _relayout_after_load(module: "HookedTransformer", incompatible_keys: Any) -> None:
+    module.ensure_fast_layout()
+
+
 class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, WeightsMixin, HookedRootModule):
     """TransformerLens-compatible hooked transformer (see the module docstring)."""
 
@@ -82,7 +86,17 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
             self._build()
         if cfg.init_weights:
             self.init_weights()
+        self.register_load_state_dict_post_hook(_relayout_after_load)
         self.setup()
+
+    def ensure_fast_layout(self) -> int:
+        """Re-lay-out weights that lost the F.linear-friendly layout (e.g. loaded with assign=True).
+
+        Runs automatically after ``load_state_dict``; returns how many parameters were copied.
+        """
+        from lenswidget.components.layout import relayout_
+
+        return sum(relayout_(mod, mod.LAYOUTS) for mod in self.modules() if hasattr(mod, "LAYOUTS"))
 
     def _build(self) -> None:
         cfg = self.cfg

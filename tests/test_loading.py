@@ -60,6 +60,16 @@ def test_local_directory_without_base_prefix(tmp_path):
     assert (_logits(model, _tokens()).log_softmax(-1) - ref).abs().max() <= 1e-4
 
 
+def test_loaded_parameters_keep_the_model_layout():
+    """Weights are copied into the parameters' own memory layout (the forward pass relies on it)."""
+    hf = make_tiny_hf("llama")
+    model = _ht().from_pretrained("tiny", hf_model=hf, device="cpu")
+    fresh = _ht()(model.cfg)
+    for (name, p), (_, q) in zip(model.named_parameters(), fresh.named_parameters()):
+        assert p.shape == q.shape and p.stride() == q.stride(), name
+    assert all(p.data_ptr() != q.data_ptr() for p in model.parameters() for q in hf.parameters())
+
+
 def test_hf_model_and_first_n_layers():
     hf = make_tiny_hf("llama")
     model = _ht().from_pretrained_no_processing("tiny", hf_model=hf, device="cpu", first_n_layers=1)

@@ -424,11 +424,19 @@ def test_state_dict_follows_convention(models):
     assert gpt2["pos_embed.W_pos"].shape == (32, 32) and gpt2["blocks.1.ln2.b"].shape == (32,)
 
 
-def test_loading_a_state_dict_keeps_results(models):
+@pytest.mark.parametrize("assign", [False, True])
+def test_loading_a_state_dict_keeps_results_and_fast_layout(models, assign):
+    from lenswidget.components.layout import has_fast_layout
+
     src = models["llama"]
     fresh = tiny_model("llama", seed=123)
-    fresh.load_state_dict({k: v.contiguous().clone() for k, v in src.state_dict().items()})
-    assert torch.allclose(fresh(TOKENS), src(TOKENS), atol=1e-6)
+    fresh.load_state_dict({k: v.contiguous().clone() for k, v in src.state_dict().items()}, assign=assign)
+    assert torch.equal(fresh(TOKENS), src(TOKENS))
+    for mod in fresh.modules():
+        for name, order in getattr(mod, "LAYOUTS", {}).items():
+            if name in mod._parameters:
+                assert has_fast_layout(mod._parameters[name], order), name
+    assert fresh.ensure_fast_layout() == 0
 
 
 def test_stacked_weight_properties(models):

@@ -12,27 +12,37 @@ protection of the server (no token, no password, no XSRF check, root allowed).
 """
 
 import atexit
+import functools
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from jupyterlab.galata import configure_jupyter_server
+from jupyterlab import galata
 
 UI_TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = UI_TESTS_DIR.parent
 
-# Notebooks the specs create live under a throw-away root directory (Galata
-# makes one sub-folder per test there and removes it afterwards).  Set
-# LENSWIDGET_UI_ROOT_DIR to use (and keep) a given folder instead.
-_root = os.environ.get("LENSWIDGET_UI_ROOT_DIR")
-if not _root:
-    _root = tempfile.mkdtemp(prefix="lenswidget-ui-")
-    atexit.register(shutil.rmtree, _root, ignore_errors=True)
+# Everything the server writes goes under one throw-away folder, removed when
+# the server exits: the root directory of the notebooks (Galata makes one
+# sub-folder per test there and removes it afterwards), the workspaces and
+# the terminal rc file.  Set LENSWIDGET_UI_ROOT_DIR to use (and keep) a given
+# root directory.
+_scratch = tempfile.mkdtemp(prefix="lenswidget-ui-")
+atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
+_root = os.environ.get("LENSWIDGET_UI_ROOT_DIR") or os.path.join(_scratch, "root")
 os.makedirs(_root, exist_ok=True)
 os.environ["JUPYTERLAB_GALATA_ROOT_DIR"] = _root
 
-configure_jupyter_server(c)  # noqa: F821  (``c`` is injected by traitlets)
+# configure_jupyter_server creates its temporary files and folders in the
+# system temporary directory: point them at the scratch folder.
+_saved = (galata.mkdtemp, galata.NamedTemporaryFile)
+galata.mkdtemp = functools.partial(tempfile.mkdtemp, dir=_scratch)
+galata.NamedTemporaryFile = functools.partial(tempfile.NamedTemporaryFile, dir=_scratch)
+try:
+    galata.configure_jupyter_server(c)  # noqa: F821  (``c`` is injected by traitlets)
+finally:
+    galata.mkdtemp, galata.NamedTemporaryFile = _saved
 c.ServerApp.root_dir = _root  # noqa: F821
 
 # A fixed port, distinct from the usual 8888 so that a developer's own

@@ -85,11 +85,14 @@ export default defineConfig({
   webServer: {
     // The server log goes to a file: it is noisy (Galata creates and deletes
     // folders and kernels for every test) and only useful when debugging.
-    command: `mkdir -p test-results && "${jupyter}" lab --config jupyter_server_test_config.py > test-results/jupyter-server.log 2>&1`,
+    command: `mkdir -p test-results && exec "${jupyter}" lab --config jupyter_server_test_config.py > test-results/jupyter-server.log 2>&1`,
     cwd: __dirname,
     url: `http://127.0.0.1:${port}/lab`,
     timeout: 120_000,
     reuseExistingServer: process.env.LENSWIDGET_UI_REUSE_SERVER === '1',
+    // SIGTERM (not the default SIGKILL): the server shuts its kernels down
+    // and removes its scratch folder.
+    gracefulShutdown: { signal: 'SIGTERM', timeout: 15_000 },
     stdout: 'ignore',
     stderr: 'ignore',
     env: { ...process.env, LENSWIDGET_UI_PORT: String(port) } as Record<

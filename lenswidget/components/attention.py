@@ -46,6 +46,9 @@ def _project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class Attention(nn.Module):
     """Attention of block ``layer_id``; ``rotary`` is the model's shared RotaryTable (rotary only)."""
 
+    #: storage order of each weight (see components.layout): [out, in] buffers, TL-shaped views
+    LAYOUTS = {"W_Q": (0, 2, 1), "W_K": (0, 2, 1), "W_V": (0, 2, 1), "W_O": (2, 0, 1)}
+
     def __init__(self, cfg: HookedTransformerConfig, layer_id: int = 0, rotary: Optional[RotaryTable] = None):
         super().__init__()
         self.cfg = cfg
@@ -205,6 +208,8 @@ class GroupedQueryAttention(Attention):
     Parameters ``_W_K``, ``_W_V`` [n_kv, d_model, d_head] and ``_b_K``, ``_b_V`` [n_kv, d_head];
     the properties ``W_K`` etc. expand them to ``n_heads`` (repeat_interleave).
     """
+
+    LAYOUTS = {"W_Q": (0, 2, 1), "_W_K": (0, 2, 1), "_W_V": (0, 2, 1), "W_O": (2, 0, 1)}
 
     def _init_kv_params(self) -> None:
         cfg = self.cfg

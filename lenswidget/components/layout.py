@@ -26,3 +26,30 @@ def linear_param(shape: Sequence[int], storage_order: Sequence[int], dtype=None,
     for pos, dim in enumerate(storage_order):
         inverse[dim] = pos
     return nn.Parameter(storage.permute(*inverse))
+
+
+def has_fast_layout(param: torch.Tensor, storage_order: Sequence[int]) -> bool:
+    """True when ``param`` is a permuted view of a contiguous ``storage_order`` buffer."""
+    return param.permute(*storage_order).is_contiguous()
+
+
+def relayout_(module: nn.Module, layouts: dict) -> int:
+    """Give ``module``'s parameters named in ``layouts`` ({name: storage_order}) the fast layout.
+
+    Parameters loaded with ``load_state_dict(..., assign=True)`` or replaced via ``.data``
+    arrive contiguous in TransformerLens shape; this copies each such one once into the
+    ``F.linear``-friendly layout (values, dtype, device and requires_grad unchanged).
+    Returns the number of parameters re-laid-out.
+    """
+    changed = 0
+    for name, order in layouts.items():
+        p = module._parameters.get(name)
+        if p is None or has_fast_layout(p, order):
+            continue
+        new = linear_param(tuple(p.shape), order, dtype=p.dtype, device=p.device)
+        with torch.no_grad():
+            new.copy_(p)
+        new.requires_grad_(p.requires_grad)
+        module._parameters[name] = new
+        changed += 1
+    return changed

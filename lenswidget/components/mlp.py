@@ -24,6 +24,8 @@ from lenswidget.hooks import HookPoint
 class MLP(nn.Module):
     """``W_in`` [d_model, d_mlp], ``b_in`` [d_mlp], ``W_out`` [d_mlp, d_model], ``b_out`` [d_model]."""
 
+    LAYOUTS = {"W_in": (1, 0), "W_out": (1, 0), "W_gate": (1, 0)}
+
     def __init__(self, cfg: HookedTransformerConfig):
         super().__init__()
         self.cfg = cfg

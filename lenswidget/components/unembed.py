@@ -19,6 +19,8 @@ from lenswidget.config import HookedTransformerConfig
 class Unembed(nn.Module):
     """``W_U`` [d_model, d_vocab_out], ``b_U`` [d_vocab_out]."""
 
+    LAYOUTS = {"W_U": (1, 0)}
+
     def __init__(self, cfg: HookedTransformerConfig):
         super().__init__()
         self.cfg = cfg

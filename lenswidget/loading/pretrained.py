@@ -75,13 +75,28 @@ def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
     return config_cls(**{k: v for k, v in fields.items() if k in known})
 
 
-def convert_weights(family: Any, hf_state_dict: Any, cfg: Any) -> dict[str, torch.Tensor]:
-    """Run the family converter; return fresh, contiguous float32 copies (one copy per tensor,
-    shared with nothing: checkpoint views and a user's HF model stay untouched)."""
-    sd = family.convert_state_dict(hf_state_dict, cfg)
-    return {k: v.to(dtype=torch.float32 if v.is_floating_point() else v.dtype,
-                    memory_format=torch.contiguous_format, copy=True)
-            for k, v in sd.items()}
+def convert_weights(family: Any, hf_state_dict: Any, cfg: Any,
+                    layout: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Run the family converter and copy each tensor once into fresh float32 CPU memory.
+
+    With ``layout`` (e.g. a model's state dict) each copy gets the shape and strides of the
+    tensor of the same name, so the model's own parameter layout (which its forward pass relies
+    on) is kept when the copies are assigned. Nothing is shared with the checkpoint or with a
+    user's HF model, so processing may then work in place.
+    """
+    layout = layout or {}
+    out: dict[str, torch.Tensor] = {}
+    for k, v in family.convert_state_dict(hf_state_dict, cfg).items():
+        dtype = torch.float32 if v.is_floating_point() else v.dtype
+        ref = layout.get(k)
+        if ref is None:
+            out[k] = v.to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
+            continue
+        if ref.shape != v.shape:
+            raise ConfigError(f"converted weight {k!r} has shape {tuple(v.shape)} but the model "
+                              f"expects {tuple(ref.shape)}; the HF config and checkpoint disagree")
+        out[k] = torch.empty_strided(ref.shape, ref.stride(), dtype=dtype).copy_(v)
+    return out
 
 
 def from_pretrained(
@@ -131,14 +146,16 @@ def from_pretrained(
                        dtype=target_dtype, device=device, first_n_layers=first_n_layers,
                        default_prepend_bos=default_prepend_bos,
                        architecture=type(hf_model).__name__ if hf_model is not None else family.ARCHITECTURES[0])
-    sd = convert_weights(family, src.state_dict, cfg)
+    # Build the model first (parameters are allocated, not initialised) so the weights can be
+    # copied straight into its parameter layout: one copy, then in-place processing.
+    model = cls(cfg, tokenizer=src.tokenizer, move_to_device=move_to_device,
+                default_padding_side=default_padding_side)
+    sd = convert_weights(family, src.state_dict, cfg, layout=model.state_dict())
     sd, norm_type = processing.process_state_dict(
         sd, cfg, fold_ln=fold_ln, center_writing_weights=center_writing_weights,
         center_unembed=center_unembed, fold_value_biases=fold_value_biases,
         refactor_factored_attn_matrices=refactor_factored_attn_matrices, inplace=True,
     )
-    model = cls(cfg, tokenizer=src.tokenizer, move_to_device=move_to_device,
-                default_padding_side=default_padding_side)
     if norm_type != cfg.normalization_type:
         cfg.normalization_type = norm_type
         model._rebuild_norms()

@@ -206,7 +206,7 @@ test.describe('attention inspector', () => {
     });
   });
 
-  test('a token that looks like HTML renders as text', async ({
+  test('HTML-looking tokens render as text; a rejected prompt shows an error', async ({
     page,
     tmpPath
   }) => {
@@ -214,7 +214,7 @@ test.describe('attention inspector', () => {
     await runCode(page, TINY_MODEL);
     const { index } = await runCode(
       page,
-      'import lenswidget\nw = lenswidget.widgets.attention(model, "Hello world", debounce_ms=50)\nw'
+      'import lenswidget\nw = lenswidget.widgets.attention(model, "Hello world", debounce_ms=50, max_tokens=40)\nw'
     );
     const root = outputLocator(page, index).getByTestId('lw-root');
     await expect(root.getByTestId('lw-attn-canvas')).toBeVisible();
@@ -246,6 +246,24 @@ test.describe('attention inspector', () => {
     await expect
       .poll(async () => (await tooltipLines(root2.getByTestId('lw-tooltip')))[1])
       .toBe(`${visibleToken(XSS + '!')}[1] → ${visibleToken(XSS)}[0]`);
+
+    // A rejected edit (more than max_tokens=40 tokens): error banner,
+    // kernel state unchanged.
+    const tokensBefore = await kernelValue<string[]>(page, 'w.tokens');
+    await root
+      .getByTestId('lw-prompt')
+      .fill('the quick brown fox jumps over the lazy dog. '.repeat(4));
+    const banner = root.getByTestId('lw-error');
+    await expect(banner).toBeVisible();
+    await expect(root.getByTestId('lw-error-text')).toContainText('max_tokens');
+    await waitIdle(root);
+    expect(await kernelValue(page, 'w.prompt')).toBe(XSS);
+    expect(await kernelValue(page, 'w.tokens')).toEqual(tokensBefore);
+    expect(await kernelValue<string>(page, 'w.error')).toContain('max_tokens');
+    expect(await stripTokens(root)).toEqual(expected.map(visibleToken));
+    await root.getByTestId('lw-error-dismiss').click();
+    await expect(banner).toBeHidden();
+    await expect.poll(() => kernelValue(page, 'w.error')).toBe('');
 
     // Give a would-be <img onerror> time to fire.
     await page.waitForTimeout(300);

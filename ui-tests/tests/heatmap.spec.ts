@@ -6,6 +6,8 @@ import { expect, test } from '@jupyterlab/galata';
 
 import {
   canvasGeometry,
+  canvasPixels,
+  download,
   clickCanvasCell,
   computedStyle,
   hoverCanvasCell,
@@ -49,6 +51,16 @@ test.describe('head heatmap', () => {
         'H2'
       ]);
       await expect(root.getByTestId('lw-error')).toBeHidden();
+      // Sanity check of the pixels: the canvas is not blank.
+      expect(await canvasPixels(canvas)).not.toBe(
+        await canvas.evaluate((el: Element) => {
+          const c = el as HTMLCanvasElement;
+          const blank = document.createElement('canvas');
+          blank.width = c.width;
+          blank.height = c.height;
+          return blank.toDataURL();
+        })
+      );
       const legend = root.getByTestId('lw-legend');
       await expect(legend).toHaveAttribute('data-scale', 'diverging');
       expect(Number(await legend.getAttribute('data-min'))).toBe(-1);
@@ -87,6 +99,18 @@ test.describe('head heatmap', () => {
     await test.step('kernel-side selection is shown', async () => {
       await runCode(page, 'hm.selected = {"layer": 0, "head": 2}');
       await expect(canvas).toHaveAttribute('data-selected', '0,2');
+    });
+
+    await test.step('exports PNG and SVG files', async () => {
+      const png = await download(page, root.getByTestId('lw-export-png'));
+      expect(png.name).toBe('test-heatmap.png');
+      expect(png.bytes.subarray(0, 8)).toEqual(
+        Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+      );
+      const svg = await download(page, root.getByTestId('lw-export-svg'));
+      expect(svg.name).toBe('test-heatmap.svg');
+      expect(svg.text).toMatch(/^(<\?xml[^>]*>\s*)?<svg[\s>]/);
+      expect(svg.text).toContain('Test heatmap');
     });
 
     await test.step('dark theme applies to the widget', async () => {
@@ -134,6 +158,13 @@ hm`
 
     await hoverCanvasCell(canvas, 0, 0);
     await expect(root.getByTestId('lw-tooltip')).toBeVisible();
+
+    // The SVG export escapes the untrusted strings.
+    const svg = await download(page, root.getByTestId('lw-export-svg'));
+    expect(svg.name).toMatch(/\.svg$/);
+    expect(svg.text).toContain('<svg');
+    expect(svg.text).not.toContain('<img');
+    expect(svg.text).toContain('&lt;img');
 
     // Give a would-be <img onerror> time to fire.
     await page.waitForTimeout(300);

@@ -335,6 +335,27 @@ export async function canvasPixels(canvas: Locator): Promise<string> {
   return canvas.evaluate((el: Element) => (el as HTMLCanvasElement).toDataURL());
 }
 
+/** A file the page downloaded. */
+export interface IDownload {
+  name: string;
+  bytes: Buffer;
+  text: string;
+}
+
+/** Click ``trigger`` and return the file it makes the browser download. */
+export async function download(
+  page: IJupyterLabPageFixture,
+  trigger: Locator
+): Promise<IDownload> {
+  const [dl] = await Promise.all([
+    page.waitForEvent('download', { timeout: 15_000 }),
+    trigger.click()
+  ]);
+  const file = await dl.path();
+  const bytes = fs.readFileSync(file);
+  return { name: dl.suggestedFilename(), bytes, text: bytes.toString('utf8') };
+}
+
 /** Lines of a lenswidget tooltip (its child ``div``s' text). */
 export async function tooltipLines(tooltip: Locator): Promise<string[]> {
   return tooltip.evaluate((el: Element) =>

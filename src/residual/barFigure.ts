@@ -1,0 +1,115 @@
+/**
+ * Static bar-chart figure for export (SVG string with escaped text, or a canvas for PNG),
+ * in the style of the shared heatmap figures.
+ */
+import type { ColorScale } from "../shared/colors";
+import { downloadBlob, downloadUrl } from "../shared/download";
+import { escapeXml } from "../shared/figure";
+import { formatValue } from "../shared/format";
+import type { Theme } from "../shared/theme";
+
+export interface BarFigure {
+  title: string;
+  labels: string[];
+  values: number[];
+  scale: ColorScale;
+  theme: Theme;
+  footer: string;
+}
+
+const ROW = 16;
+const LABEL_W = 130;
+const BAR_W = 260;
+const VALUE_W = 70;
+const TOP = 28;
+
+function safe(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return escapeXml(text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, "\ufffd"));
+}
+
+function size(f: BarFigure): { w: number; h: number } {
+  return { w: LABEL_W + BAR_W + VALUE_W + 16, h: TOP + f.labels.length * ROW + 28 };
+}
+
+function geometry(f: BarFigure, i: number): { x: number; w: number; y: number } {
+  const v = f.values[i] ?? 0;
+  const bound = Math.max(f.scale.max, 1e-12);
+  const half = BAR_W / 2;
+  const w = Number.isFinite(v) ? (Math.min(1, Math.abs(v) / bound) * half) : 0;
+  const x = LABEL_W + half - (v < 0 ? w : 0);
+  return { x, w, y: TOP + i * ROW };
+}
+
+export function barsSvg(f: BarFigure): string {
+  const { w, h } = size(f);
+  const t = f.theme;
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="${safe(t.font)}" font-size="11">`,
+    `<rect width="100%" height="100%" fill="${safe(t.background)}"/>`,
+    `<text x="8" y="16" font-size="13" fill="${safe(t.foreground)}">${safe(f.title)}</text>`,
+    `<line x1="${LABEL_W + BAR_W / 2}" y1="${TOP}" x2="${LABEL_W + BAR_W / 2}" y2="${TOP + f.labels.length * ROW}" stroke="${safe(t.border)}"/>`,
+  ];
+  f.labels.forEach((label, i) => {
+    const g = geometry(f, i);
+    const v = f.values[i] ?? NaN;
+    out.push(`<text x="${LABEL_W - 6}" y="${g.y + ROW / 2}" text-anchor="end" dominant-baseline="middle" fill="${safe(t.foreground)}">${safe(label)}</text>`);
+    out.push(`<rect x="${g.x}" y="${g.y + 2}" width="${g.w}" height="${ROW - 4}" fill="${f.scale.color(v)}"><title>${safe(`${label}: ${formatValue(v)}`)}</title></rect>`);
+    out.push(`<text x="${LABEL_W + BAR_W + 6}" y="${g.y + ROW / 2}" dominant-baseline="middle" fill="${safe(t.foreground)}">${safe(formatValue(v))}</text>`);
+  });
+  out.push(`<text x="8" y="${h - 10}" fill="${safe(t.muted)}">${safe(f.footer)}</text>`);
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+export function barsCanvas(f: BarFigure, pixelRatio = 2): HTMLCanvasElement | null {
+  const { w, h } = size(f);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.ceil(w * pixelRatio);
+  canvas.height = Math.ceil(h * pixelRatio);
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return null;
+  const t = f.theme;
+  ctx.scale(pixelRatio, pixelRatio);
+  ctx.fillStyle = t.background;
+  ctx.fillRect(0, 0, w, h);
+  ctx.fillStyle = t.foreground;
+  ctx.font = `13px ${t.font}`;
+  ctx.fillText(f.title, 8, 16);
+  ctx.font = `11px ${t.font}`;
+  ctx.textBaseline = "middle";
+  ctx.fillStyle = t.border;
+  ctx.fillRect(LABEL_W + BAR_W / 2, TOP, 1, f.labels.length * ROW);
+  f.labels.forEach((label, i) => {
+    const g = geometry(f, i);
+    const v = f.values[i] ?? NaN;
+    ctx.fillStyle = t.foreground;
+    ctx.textAlign = "right";
+    ctx.fillText(label, LABEL_W - 6, g.y + ROW / 2);
+    ctx.fillStyle = f.scale.color(v);
+    ctx.fillRect(g.x, g.y + 2, g.w, ROW - 4);
+    ctx.fillStyle = t.foreground;
+    ctx.textAlign = "left";
+    ctx.fillText(formatValue(v), LABEL_W + BAR_W + 6, g.y + ROW / 2);
+  });
+  ctx.fillStyle = t.muted;
+  ctx.fillText(f.footer, 8, h - 10);
+  return canvas;
+}
+
+export function exportBarsSvg(f: BarFigure, filename: string): string {
+  const svg = barsSvg(f);
+  downloadBlob(new Blob([svg], { type: "image/svg+xml" }), filename);
+  return svg;
+}
+
+export function exportBarsPng(f: BarFigure, filename: string): boolean {
+  const canvas = barsCanvas(f);
+  if (!canvas) return false;
+  if (typeof canvas.toBlob === "function") {
+    canvas.toBlob((blob) => (blob ? downloadBlob(blob, filename) : downloadUrl(canvas.toDataURL("image/png"), filename)), "image/png");
+  } else {
+    downloadUrl(canvas.toDataURL("image/png"), filename);
+  }
+  return true;
+}
