@@ -14,6 +14,10 @@ VENV=${TL_BENCH_VENV:-$ROOT/.tl-bench}
 PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+pipq() {  # pip, without the local index's "location is ignored" noise
+    "$VENV/bin/python" -m pip "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+}
+
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'EOF' 2>/dev/null
 import importlib.metadata as m, sys
 sys.exit(0 if m.version("transformer-lens") == "3.9.0" else 1)
@@ -24,7 +28,7 @@ then
 fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" "torch==2.13.0"
-"$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" "transformer-lens==3.9.0"
+pipq install -q -c "$ROOT/constraints.txt" "torch==2.13.0"
+pipq install -q -c "$ROOT/constraints.txt" "transformer-lens==3.9.0"
 "$VENV/bin/python" -c "import torch, transformer_lens, importlib.metadata as m; \
 print('transformer-lens', m.version('transformer-lens'), 'torch', torch.__version__)"

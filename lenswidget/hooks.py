@@ -177,6 +177,16 @@ class HookPoint(nn.Module):
         return f"name={self.name!r}" if self.name else ""
 
 
+def hook_or_pass(hook_point: HookPoint, x: Any) -> Any:
+    """``hook_point(x)`` when it has hooks, else ``x`` itself (skips the module-call overhead).
+
+    Components call their hook points through this on the hot path.
+    """
+    if hook_point._forward_hooks or hook_point._forward_pre_hooks:
+        return hook_point(x)
+    return x
+
+
 def _normalize_filter(names_filter: NamesFilter, valid: dict) -> Callable[[str], bool]:
     """Turn a str / list / callable / None filter into a predicate; unknown names raise."""
     if names_filter is None:
@@ -417,30 +427,57 @@ class HookedRootModule(nn.Module):
         predicate = _normalize_filter(names_filter, self.hook_dict)
         slicer = _make_pos_slicer(pos_slice)
 
-        def save(tensor: torch.Tensor, hook: HookPoint, is_backward: bool) -> None:
-            key = hook.name + "_grad" if is_backward else hook.name
+        plain = device is None and not remove_batch_dim and slicer is None
+
+        def save(tensor: torch.Tensor, key: str, name: str) -> None:
             t = tensor.detach()
             if device is not None:
                 t = t.to(device)
             if remove_batch_dim:
                 if t.shape[0] != 1:
                     raise ShapeMismatchError(
-                        f"remove_batch_dim=True needs batch size 1, but {hook.name} has batch size {t.shape[0]}"
+                        f"remove_batch_dim=True needs batch size 1, but {name} has batch size {t.shape[0]}"
                     )
                 t = t[0]
             if slicer is not None:
-                dim = _pos_dim(hook.name)
+                dim = _pos_dim(name)
                 if t.dim() >= -dim:
                     t = slicer(t, dim)
             cache[key] = t
 
+        def make(name: str, key: str):
+            if plain:  # the common case: one detach and one dict store per activation
+
+                def fast(tensor, hook):
+                    cache[key] = tensor.detach()
+
+                return fast
+            return lambda tensor, hook: save(tensor, key, name)
+
         fwd, bwd = [], []
         for name in self.hook_dict:
             if predicate(name):
-                fwd.append((name, lambda t, hook: save(t, hook, False)))
+                fwd.append((name, make(name, name)))
                 if incl_bwd:
-                    bwd.append((name, lambda t, hook: save(t, hook, True)))
+                    bwd.append((name, make(name, name + "_grad")))
         return cache, fwd, bwd
+
+    def add_caching_hooks(
+        self,
+        names_filter: NamesFilter = None,
+        incl_bwd: bool = False,
+        device: Any = None,
+        remove_batch_dim: bool = False,
+        cache: Optional[dict] = None,
+    ) -> dict:
+        """Add (non-permanent) caching hooks and return the dict they fill; remove with reset_hooks()."""
+        cache, fwd, bwd = self.get_caching_hooks(names_filter, incl_bwd, device, remove_batch_dim, cache=cache)
+        self.is_caching = True
+        for name, fn in fwd:
+            self.add_hook(name, fn, "fwd")
+        for name, fn in bwd:
+            self.add_hook(name, fn, "bwd")
+        return cache
 
     def cache_some(
         self,
@@ -451,12 +488,7 @@ class HookedRootModule(nn.Module):
         remove_batch_dim: bool = False,
     ) -> None:
         """Add (non-permanent) caching hooks to the selected hook points, writing into ``cache``."""
-        _, fwd, bwd = self.get_caching_hooks(names, incl_bwd, device, remove_batch_dim, cache=cache)
-        self.is_caching = True
-        for name, fn in fwd:
-            self.add_hook(name, fn, "fwd")
-        for name, fn in bwd:
-            self.add_hook(name, fn, "bwd")
+        self.add_caching_hooks(names, incl_bwd, device, remove_batch_dim, cache=cache)
 
     def cache_all(self, cache: dict, incl_bwd: bool = False, device: Any = None, remove_batch_dim: bool = False) -> None:
         self.cache_some(cache, lambda name: True, incl_bwd, device, remove_batch_dim)
@@ -523,4 +555,4 @@ def _make_pos_slicer(pos_slice: Any):
     return lambda t, dim: t[(slice(None),) * (dim % t.dim()) + (sl,)]
 
 
-__all__ = ["HookPoint", "HookedRootModule", "LensHandle", "HookFunction", "NamesFilter"]
+__all__ = ["HookPoint", "HookedRootModule", "LensHandle", "HookFunction", "NamesFilter", "hook_or_pass"]

@@ -35,6 +35,7 @@ from lenswidget.errors import (
     ShapeMismatchError,
 )
 from lenswidget.hooks import HookedRootModule, HookPoint
+from lenswidget.hooks import hook_or_pass as _h
 from lenswidget.model_analysis import AnalysisMixin
 from lenswidget.model_generate import GenerationMixin
 from lenswidget.model_tokens import TokenizationMixin
@@ -332,11 +333,11 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         full_mask = self._full_mask(mask, batch, seq_len, past_kv_cache)
         positions = positions_from_mask(full_mask, past_len, seq_len) if full_mask is not None else None
         if "hook_tokens" in self._modules:
-            tokens = self.hook_tokens(tokens)
-        residual = self.hook_embed(self.embed(tokens))
+            tokens = _h(self.hook_tokens, tokens)
+        residual = _h(self.hook_embed, self.embed(tokens))
         spe = None
         if cfg.positional_embedding_type in ("standard", "shortformer"):
-            pos = self.hook_pos_embed(self.pos_embed(tokens, past_len, full_mask, positions))
+            pos = _h(self.hook_pos_embed, self.pos_embed(tokens, past_len, full_mask, positions))
             if cfg.positional_embedding_type == "standard":
                 residual = residual + pos
             else:
@@ -440,6 +441,24 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
 
             return out, ActivationCache(cache_dict, self, has_batch_dim=not remove_batch_dim)
         return out, cache_dict
+
+    def load_sample_training_dataset(self, **kwargs: Any) -> None:
+        """Not available: lenswidget downloads no data sets at run time."""
+        from lenswidget.errors import ModelNotAvailableError
+
+        raise ModelNotAvailableError(
+            "load_sample_training_dataset/sample_datapoint need a downloaded data set, which lenswidget "
+            "does not fetch; set model.dataset to a list of strings yourself"
+        )
+
+    def sample_datapoint(self, tokenize: bool = False, prepend_bos: Optional[bool] = None, padding_side: Optional[str] = None):
+        """A random element of ``self.dataset`` (a list of strings you provide), as text or tokens."""
+        data = getattr(self, "dataset", None)
+        if not data:
+            self.load_sample_training_dataset()
+        text = data[int(torch.randint(len(data), (1,)).item())]
+        text = text["text"] if isinstance(text, dict) else text
+        return self.to_tokens(text, prepend_bos=prepend_bos, padding_side=padding_side) if tokenize else text
 
     # ------------------------------------------------------------------ loading (delegates)
     @classmethod

@@ -96,6 +96,10 @@ class TokenizationMixin:
         if truncate:
             ids = [row[: self.cfg.n_ctx] for row in ids]
         width = max(len(r) for r in ids)
+        if width == 0:
+            raise TokenizationError(
+                f"{input!r} tokenizes to no tokens; pass non-empty text or prepend_bos=True"
+            )
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         tokens = torch.full((len(ids), width), pad, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)

@@ -311,3 +311,34 @@ def test_default_prepend_bos_follows_the_tokenizer(smollm2):
     tokens = smollm2.to_tokens("Hello")
     assert tokens[0, 0].item() != smollm2.tokenizer.bos_token_id
     assert smollm2.to_tokens("Hello", prepend_bos=True)[0, 0].item() == smollm2.tokenizer.bos_token_id
+
+
+def test_processed_weights_are_cached_for_cache_owned_dirs(tmp_path, monkeypatch):
+    """Models inside lenswidget's cache get their processed weights cached (memory-mapped on
+    reload, same values and parameter layout); other directories are never written to."""
+    from lenswidget.loading import processed_cache
+
+    monkeypatch.setenv("LENSWIDGET_CACHE_DIR", str(tmp_path / "cache"))
+    hf = make_tiny_hf("gemma2")
+    owned, foreign = tmp_path / "cache" / "m", tmp_path / "elsewhere"
+    for d in (owned, foreign):
+        hf.save_pretrained(d)
+    first = _ht().from_pretrained(str(owned), device="cpu")
+    files = list(owned.glob("processed-*.safetensors"))
+    assert len(files) == 1 and processed_cache.is_cache_owned(owned)
+    stamp = files[0].stat().st_mtime_ns
+    again = _ht().from_pretrained(str(owned), device="cpu")
+    assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
+    assert again.cfg.normalization_type == first.cfg.normalization_type == "RMSPre"
+    for (k, a), (_, b) in zip(first.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b) and a.stride() == b.stride(), k
+    ref = _logits(hf, _tokens()).log_softmax(-1)
+    assert (_logits(again, _tokens()).log_softmax(-1) - ref).abs().max() <= 1e-4
+    # other flags -> another entry; unprocessed loads and foreign directories write nothing
+    _ht().from_pretrained(str(owned), device="cpu", center_unembed=False)
+    _ht().from_pretrained_no_processing(str(owned), device="cpu")
+    _ht().from_pretrained(str(foreign), device="cpu")
+    assert len(list(owned.glob("processed-*"))) == 2 and not list(foreign.glob("processed-*"))
+    files[0].write_bytes(b"garbage")  # a damaged entry is ignored (and replaced)
+    third = _ht().from_pretrained(str(owned), device="cpu")
+    assert torch.equal(third.W_U, first.W_U)

@@ -341,6 +341,9 @@ def test_to_tokens_bos_and_padding(tok_model):
     assert m.to_tokens("the " * 40, truncate=False).shape[1] > 32
     with pytest.raises(InvalidOptionError, match="'left'"):
         m.to_tokens("x", padding_side="middle")
+    with pytest.raises(TokenizationError, match="no tokens"):
+        m.to_tokens("", prepend_bos=False)
+    assert m.to_tokens("").tolist() == [[bos]]
 
 
 def test_prepend_bos_is_independent_of_tokenizer_auto_bos():
@@ -495,6 +498,21 @@ def test_split_qkv_attn_in_and_mlp_in(models):
         m.set_use_hook_mlp_in(False)
     assert not any(n.endswith(("_input", "attn_in", "mlp_in")) for n in m.hook_dict)
     assert torch.allclose(m(TOKENS), before, atol=1e-6)
+
+
+def test_split_qkv_with_ungrouped_gqa(models):
+    m = models["llama"]
+    before = m(TOKENS)
+    m.set_use_split_qkv_input(True)
+    m.set_ungroup_grouped_query_attention(True)
+    try:
+        logits, cache = m.run_with_cache(TOKENS, names_filter=["blocks.0.hook_k_input", "blocks.0.attn.hook_k"])
+        assert cache["blocks.0.hook_k_input"].shape == (2, 7, 4, 32)
+        assert cache["blocks.0.attn.hook_k"].shape == (2, 7, 4, 8)
+        assert torch.allclose(logits, before, atol=1e-5)
+    finally:
+        m.set_use_split_qkv_input(False)
+        m.set_ungroup_grouped_query_attention(False)
 
 
 def test_rebuild_norms_after_folding(models):

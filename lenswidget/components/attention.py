@@ -30,6 +30,7 @@ from lenswidget.components.masking import attention_spec, positions_from_mask
 from lenswidget.components.rotary import RotaryTable, apply_rotary
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
+from lenswidget.hooks import hook_or_pass as _h
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -40,6 +41,8 @@ def _project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if x.dim() == 3:
         weight = W.transpose(1, 2).reshape(h * d_head, d_model)  # free for the linear_param layout
         return F.linear(x, weight, b.reshape(h * d_head)).unflatten(-1, (h, d_head))
+    if x.shape[2] != h:  # per-head inputs for ungrouped GQA keys/values
+        W, b = W.repeat_interleave(x.shape[2] // h, 0), b.repeat_interleave(x.shape[2] // h, 0)
     return torch.einsum("bphm,hmd->bphd", x, W) + b
 
 
@@ -130,9 +133,9 @@ class Attention(nn.Module):
             k = k.repeat_interleave(groups, dim=2)
             v = v.repeat_interleave(groups, dim=2)
             groups = 1
-        q = self.hook_q(q)
-        k = self.hook_k(k)
-        v = self.hook_v(v)
+        q = _h(self.hook_q, q)
+        k = _h(self.hook_k, k)
+        v = _h(self.hook_v, v)
 
         q_len = q.shape[1]
         past_len = past_kv_cache_entry.length if past_kv_cache_entry is not None else 0
@@ -141,8 +144,8 @@ class Attention(nn.Module):
                 positions = positions_from_mask(attention_mask, past_len, q_len)
             cos, sin = self.rotary.for_positions(positions, past_len, q_len, q.device, q.dtype)
             rd, adj = self.rotary.rotary_dim, self.rotary.adjacent_pairs
-            q = self.hook_rot_q(apply_rotary(q, cos, sin, rd, adj))
-            k = self.hook_rot_k(apply_rotary(k, cos, sin, rd, adj))
+            q = _h(self.hook_rot_q, apply_rotary(q, cos, sin, rd, adj))
+            k = _h(self.hook_rot_k, apply_rotary(k, cos, sin, rd, adj))
         if past_kv_cache_entry is not None:
             k, v = past_kv_cache_entry.append(k, v)
 
@@ -168,7 +171,7 @@ class Attention(nn.Module):
             )
             if spec.zero_rows is not None:
                 z = z.masked_fill(spec.zero_rows, 0.0)
-        z = self.hook_z(z.transpose(1, 2))
+        z = _h(self.hook_z, z.transpose(1, 2))
         return self._output(z)
 
     def _explicit_attention(self, qh, kh, vh, spec, groups: int) -> torch.Tensor:
@@ -187,16 +190,16 @@ class Attention(nn.Module):
         mask = spec.score_mask()
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
-        scores = self.hook_attn_scores(scores)
+        scores = _h(self.hook_attn_scores, scores)
         pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if scores.dtype in _LOW_PRECISION else None)
         pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
-        pattern = self.hook_pattern(pattern)
+        pattern = _h(self.hook_pattern, pattern)
         return torch.matmul(pattern.to(vh.dtype), vh)
 
     def _output(self, z: torch.Tensor) -> torch.Tensor:
         batch, pos, n, dh = z.shape
         if self.cfg.use_attn_result and "hook_result" in self._modules:
-            result = self.hook_result(torch.einsum("bpnd,ndm->bpnm", z, self.W_O))
+            result = _h(self.hook_result, torch.einsum("bpnd,ndm->bpnm", z, self.W_O))
             return result.sum(-2) + self.b_O
         weight = self.W_O.permute(2, 0, 1).reshape(self.cfg.d_model, n * dh)  # free for our layout
         return F.linear(z.reshape(batch, pos, n * dh), weight, self.b_O)

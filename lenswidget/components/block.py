@@ -24,6 +24,7 @@ from lenswidget.components.norms import make_norm
 from lenswidget.components.rotary import RotaryTable
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
+from lenswidget.hooks import hook_or_pass as _h
 
 
 def _identity(x):
@@ -93,7 +94,7 @@ class TransformerBlock(nn.Module):
         shortformer_pos_embed: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         cfg = self.cfg
-        resid_pre = self.hook_resid_pre(resid_pre)
+        resid_pre = _h(self.hook_resid_pre, resid_pre)
         ln1 = self._norm("ln1")
         if cfg.use_attn_in or cfg.use_split_qkv_input:
             q_in, k_in, v_in = self._split_inputs(resid_pre)
@@ -106,22 +107,22 @@ class TransformerBlock(nn.Module):
         attn_out = self.attn(q_in, k_in, v_in, past_kv_cache_entry, attention_mask, positions)
         if cfg.use_normalization_before_and_after:
             attn_out = self.ln1_post(attn_out)
-        attn_out = self.hook_attn_out(attn_out)
+        attn_out = _h(self.hook_attn_out, attn_out)
         if cfg.attn_only:
-            return self.hook_resid_post(resid_pre + attn_out)
+            return _h(self.hook_resid_post, resid_pre + attn_out)
         if cfg.parallel_attn_mlp:
             mlp_in = resid_pre
         else:
-            mlp_in = resid_mid = self.hook_resid_mid(resid_pre + attn_out)
+            mlp_in = resid_mid = _h(self.hook_resid_mid, resid_pre + attn_out)
         if "hook_mlp_in" in self._modules:
-            mlp_in = self.hook_mlp_in(mlp_in.clone())
+            mlp_in = _h(self.hook_mlp_in, mlp_in.clone())
         mlp_out = self.mlp(self._norm("ln2")(mlp_in))
         if cfg.use_normalization_before_and_after:
             mlp_out = self.ln2_post(mlp_out)
-        mlp_out = self.hook_mlp_out(mlp_out)
+        mlp_out = _h(self.hook_mlp_out, mlp_out)
         if cfg.parallel_attn_mlp:
-            return self.hook_resid_post(resid_pre + attn_out + mlp_out)
-        return self.hook_resid_post(resid_mid + mlp_out)
+            return _h(self.hook_resid_post, resid_pre + attn_out + mlp_out)
+        return _h(self.hook_resid_post, resid_mid + mlp_out)
 
     def _split_inputs(self, resid_pre: torch.Tensor):
         """Per-head copies of the residual [batch, pos, head, d_model] for the optional hooks."""
@@ -130,15 +131,15 @@ class TransformerBlock(nn.Module):
         base = resid_pre.unsqueeze(2)
         attn_in = base.expand(-1, -1, cfg.n_heads, -1)
         if "hook_attn_in" in self._modules:
-            attn_in = self.hook_attn_in(attn_in.clone())
+            attn_in = _h(self.hook_attn_in, attn_in.clone())
         if "hook_q_input" not in self._modules:
             kv_in = attn_in if n_kv == cfg.n_heads else attn_in[:, :, :: cfg.n_heads // n_kv]
             return attn_in, kv_in, kv_in
-        q_in = self.hook_q_input(attn_in.clone())
+        q_in = _h(self.hook_q_input, attn_in.clone())
         if n_kv == cfg.n_heads:
             k_src = attn_in
         else:
             k_src = attn_in[:, :, :: cfg.n_heads // n_kv]
-        k_in = self.hook_k_input(k_src.clone())
-        v_in = self.hook_v_input(k_src.clone())
+        k_in = _h(self.hook_k_input, k_src.clone())
+        v_in = _h(self.hook_v_input, k_src.clone())
         return q_in, k_in, v_in

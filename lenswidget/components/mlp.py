@@ -19,6 +19,7 @@ from lenswidget.components.activations import get_act_fn
 from lenswidget.components.layout import linear_param
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
+from lenswidget.hooks import hook_or_pass as _h
 
 
 class MLP(nn.Module):
@@ -39,8 +40,8 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.hook_pre(F.linear(x, self.W_in.t(), self.b_in))
-        post = self.hook_post(self.act_fn(pre))
+        pre = _h(self.hook_pre, F.linear(x, self.W_in.t(), self.b_in))
+        post = _h(self.hook_post, self.act_fn(pre))
         return F.linear(post, self.W_out.t(), self.b_out)
 
 
@@ -53,9 +54,9 @@ class GatedMLP(MLP):
         self.hook_pre_linear = HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.hook_pre(F.linear(x, self.W_gate.t()))
-        pre_linear = self.hook_pre_linear(F.linear(x, self.W_in.t(), self.b_in))
-        post = self.hook_post(self.act_fn(pre) * pre_linear)
+        pre = _h(self.hook_pre, F.linear(x, self.W_gate.t()))
+        pre_linear = _h(self.hook_pre_linear, F.linear(x, self.W_in.t(), self.b_in))
+        post = _h(self.hook_post, self.act_fn(pre) * pre_linear)
         return F.linear(post, self.W_out.t(), self.b_out)
 
 

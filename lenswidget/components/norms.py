@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
+from lenswidget.hooks import hook_or_pass as _h
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -63,8 +64,8 @@ class _Norm(nn.Module):
         else:
             if self.centre:
                 x = x - x.mean(-1, keepdim=True)
-            scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-            out = self.hook_normalized(x / scale)
+            scale = _h(self.hook_scale, (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+            out = _h(self.hook_normalized, x / scale)
         if low:
             out = out.to(in_dtype)
         if w is not None:

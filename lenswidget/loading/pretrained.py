@@ -12,6 +12,7 @@ import torch
 from lenswidget import processing
 from lenswidget.errors import ConfigError, InvalidOptionError, OutOfRangeError
 
+from . import processed_cache
 from .registry import family_for
 from .sources import resolve_source
 
@@ -75,27 +76,47 @@ def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
     return config_cls(**{k: v for k, v in fields.items() if k in known})
 
 
-def convert_weights(family: Any, hf_state_dict: Any, cfg: Any,
-                    layout: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Run the family converter and copy each tensor once into fresh float32 CPU memory.
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same shape and the same strides on every dimension that has more than one element."""
+    return a.shape == b.shape and all(n <= 1 or sa == sb
+                                      for n, sa, sb in zip(a.shape, a.stride(), b.stride()))
 
-    With ``layout`` (e.g. a model's state dict) each copy gets the shape and strides of the
-    tensor of the same name, so the model's own parameter layout (which its forward pass relies
-    on) is kept when the copies are assigned. Nothing is shared with the checkpoint or with a
-    user's HF model, so processing may then work in place.
+
+def _byte_range(t: torch.Tensor) -> tuple[int, int, int]:
+    """(storage address, first byte, one past the last byte) that ``t`` can touch."""
+    extent = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())) if t.numel() else 0
+    start = t.storage_offset() * t.element_size()
+    return t.untyped_storage().data_ptr(), start, start + extent * t.element_size()
+
+
+def convert_weights(family: Any, hf_state_dict: Any, cfg: Any, layout: dict[str, torch.Tensor],
+                    owned: bool = False) -> dict[str, torch.Tensor]:
+    """Run the family converter; return float32 CPU tensors laid out like ``layout`` (the model's
+    own parameters, whose memory layout its forward pass relies on), private to the caller.
+
+    A converted view is kept as is (no copy) when the source tensors are ``owned`` (private
+    copy-on-write mappings), already float32, laid out like the parameter and not overlapping
+    another weight (e.g. a tied unembedding); otherwise it is copied once into that layout.
     """
-    layout = layout or {}
     out: dict[str, torch.Tensor] = {}
+    claimed: dict[int, list[tuple[int, int]]] = {}
     for k, v in family.convert_state_dict(hf_state_dict, cfg).items():
-        dtype = torch.float32 if v.is_floating_point() else v.dtype
         ref = layout.get(k)
-        if ref is None:
-            out[k] = v.to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
-            continue
-        if ref.shape != v.shape:
+        if ref is not None and ref.shape != v.shape:
             raise ConfigError(f"converted weight {k!r} has shape {tuple(v.shape)} but the model "
                               f"expects {tuple(ref.shape)}; the HF config and checkpoint disagree")
-        out[k] = torch.empty_strided(ref.shape, ref.stride(), dtype=dtype).copy_(v)
+        ptr, lo, hi = _byte_range(v)
+        reuse = (owned and v.dtype == torch.float32 and (ref is None or _same_layout(v, ref))
+                 and not any(lo < b and a < hi for a, b in claimed.get(ptr, ())))
+        if not reuse:
+            dtype = torch.float32 if v.is_floating_point() else v.dtype
+            if ref is None:
+                v = v.to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
+            else:
+                v = torch.empty_strided(ref.shape, ref.stride(), dtype=dtype).copy_(v)
+            ptr, lo, hi = _byte_range(v)
+        claimed.setdefault(ptr, []).append((lo, hi))
+        out[k] = v
     return out
 
 
@@ -146,16 +167,27 @@ def from_pretrained(
                        dtype=target_dtype, device=device, first_n_layers=first_n_layers,
                        default_prepend_bos=default_prepend_bos,
                        architecture=type(hf_model).__name__ if hf_model is not None else family.ARCHITECTURES[0])
-    # Build the model first (parameters are allocated, not initialised) so the weights can be
-    # copied straight into its parameter layout: one copy, then in-place processing.
+    # Build the model first (parameters are allocated, not initialised) to learn its parameter
+    # layout; weights are then used in place (memory-mapped) or copied once into that layout,
+    # processed in place, and assigned as the parameters.
     model = cls(cfg, tokenizer=src.tokenizer, move_to_device=move_to_device,
                 default_padding_side=default_padding_side)
-    sd = convert_weights(family, src.state_dict, cfg, layout=model.state_dict())
-    sd, norm_type = processing.process_state_dict(
-        sd, cfg, fold_ln=fold_ln, center_writing_weights=center_writing_weights,
-        center_unembed=center_unembed, fold_value_biases=fold_value_biases,
-        refactor_factored_attn_matrices=refactor_factored_attn_matrices, inplace=True,
-    )
+    layout = model.state_dict()
+    flags = dict(fold_ln=fold_ln, center_writing_weights=center_writing_weights,
+                 center_unembed=center_unembed, fold_value_biases=fold_value_biases,
+                 refactor_factored_attn_matrices=refactor_factored_attn_matrices)
+    # Processed weights of models in lenswidget's own cache are cached too (see processed_cache).
+    use_cache = (any(flags.values()) and src.directory is not None
+                 and processed_cache.is_cache_owned(src.directory))
+    key = processed_cache.cache_key(flags, layout) if use_cache else ""
+    cached = processed_cache.load(src.directory, key) if use_cache else None
+    if cached is not None:
+        sd, norm_type = cached
+    else:
+        sd = convert_weights(family, src.state_dict, cfg, layout, owned=src.owned)
+        sd, norm_type = processing.process_state_dict(sd, cfg, **flags, inplace=True)
+        if use_cache:
+            processed_cache.save(src.directory, key, sd, norm_type)
     if norm_type != cfg.normalization_type:
         cfg.normalization_type = norm_type
         model._rebuild_norms()

@@ -35,26 +35,56 @@ _PYTHIA = re.compile(r"^pythia-[0-9.]+[mb](-deduped)?$")
 
 @dataclass
 class Source:
-    """Everything a converter needs: the HF config, a (lazy) HF state dict and a tokenizer."""
+    """Everything a converter needs: the HF config, a (lazy) HF state dict and a tokenizer.
+
+    ``owned``: the state dict's tensors are private copy-on-write mappings nobody else holds, so
+    they may become parameters (and be processed in place) without copying. ``directory``: the
+    HF directory the weights came from, if any.
+    """
 
     name: str
     hf_config: Any
     state_dict: Mapping[str, torch.Tensor]
     tokenizer: Any | None
     tokenizer_name: str | None
+    owned: bool = False
+    directory: Path | None = None
 
 
-class LazyCheckpoint(Mapping):
-    """Read-only mapping over safetensors shards; each tensor is read when first accessed."""
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+              "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16,
+              "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+class MmapCheckpoint(Mapping):
+    """Read-only mapping over safetensors shards, each memory-mapped copy-on-write.
+
+    Tensors are views of a private mapping (``torch.from_file(shared=False)``): nothing is read
+    until used, writing to them never touches the file, and they can become parameters
+    without a copy.
+    """
 
     def __init__(self, files: list[Path]):
-        from safetensors import safe_open
-
-        self._handles = [safe_open(str(f), framework="pt") for f in files]
-        self._where = {k: h for h in self._handles for k in h.keys()}
+        self._where: dict[str, tuple[torch.Tensor, int, int, torch.dtype, list[int]]] = {}
+        for f in files:
+            size = f.stat().st_size
+            buf = torch.from_file(str(f), shared=False, size=size, dtype=torch.uint8)
+            n = int.from_bytes(bytes(buf[:8].numpy()), "little")
+            header = json.loads(bytes(buf[8:8 + n].numpy()))
+            header.pop("__metadata__", None)
+            base = 8 + n
+            for key, info in header.items():
+                start, end = info["data_offsets"]
+                self._where[key] = (buf, base + start, base + end, _ST_DTYPES[info["dtype"]],
+                                    info["shape"])
 
     def __getitem__(self, key: str) -> torch.Tensor:
-        return self._where[key].get_tensor(key)
+        buf, start, end, dtype, shape = self._where[key]
+        raw = buf[start:end]
+        try:
+            return raw.view(dtype).reshape(shape)
+        except RuntimeError:  # misaligned data (old writers): copy instead
+            return raw.clone().view(dtype).reshape(shape)
 
     def __iter__(self):
         return iter(self._where)
@@ -80,7 +110,7 @@ def _weights_of(directory: Path) -> Mapping[str, torch.Tensor]:
         else:
             continue
         if single.endswith(".safetensors"):
-            return LazyCheckpoint(files)
+            return MmapCheckpoint(files)
         sd: dict[str, torch.Tensor] = {}
         for f in files:
             sd.update(torch.load(f, map_location="cpu", weights_only=True, mmap=True))
@@ -119,7 +149,8 @@ def _from_directory(directory: Path, name: str, tokenizer: Any | None,
     sd = hf_model.state_dict() if hf_model is not None else _weights_of(directory)
     if tokenizer is None and any((directory / f).is_file() for f in _TOKENIZER_FILES):
         tokenizer = _tokenizer_from(directory)
-    return Source(name, hf_config, sd, tokenizer, str(directory))
+    return Source(name, hf_config, sd, tokenizer, str(directory), owned=hf_model is None,
+                  directory=directory if hf_model is None else None)
 
 
 def hub_offline() -> bool:

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .engine import run_sweep
-from .indexing import axis_sizes, index_table
+from .indexing import axis_sizes, index_table, make_df_from_ranges
 from .progress import PatchingCancelled
 
 __all__ = ["generic_activation_patch", "head_count"]
@@ -54,7 +54,7 @@ def generic_activation_patch(
 
     ``index_axis_names`` (e.g. ``("layer", "pos")``) sweeps every combination and returns a
     tensor shaped by the axes; ``index_df`` (first column ``layer``) sweeps its rows and
-    returns a flat tensor in row order (plus the frame with ``return_index_df=True``).
+    returns a flat tensor in row order. ``return_index_df=True`` also returns the index frame.
     ``patch_setter(corrupted_activation, index, clean_activation)`` writes the patch.
 
     Engine options: ``method`` ("auto" | "fast" | "hooks" | "naive"), ``memory_budget``
@@ -76,6 +76,8 @@ def generic_activation_patch(
             exc.partial = exc.partial.reshape(shape)
         raise
     result = flat.reshape(shape)
-    if index_df is not None and return_index_df:
+    if return_index_df:
+        if index_df is None:
+            index_df = make_df_from_ranges(shape, list(index_axis_names))
         return result, index_df
     return result

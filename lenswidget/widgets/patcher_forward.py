@@ -155,6 +155,7 @@ class PatchedForward:
         """Logits [batch, len(positions), d_vocab] of the patched run at absolute ``positions``."""
         return self._run(self.plan(patches), positions)
 
+    @torch.no_grad()
     def _run(self, plan: Plan, positions: Sequence[int]) -> torch.Tensor:
         runs, model = self.runs, self.model
         n_layers = model.cfg.n_layers
@@ -164,7 +165,7 @@ class PatchedForward:
         p0 = plan.p0
         x = runs.corrupted_cache[get_act_name("resid_pre", plan.l0)][:, p0:].clone()  # hooks may edit it in place
         kv = self._prefix(p0) if p0 > 0 else None
-        with torch.no_grad(), model.hooks(fwd_hooks=plan.hooks):
+        with model.hooks(fwd_hooks=plan.hooks):
             resid = model(x, start_at_layer=plan.l0, stop_at_layer=n_layers, past_kv_cache=kv)
         new = [q for q in positions if q >= p0]
         fresh = self._unembed(resid[:, [q - p0 for q in new]]) if new else None

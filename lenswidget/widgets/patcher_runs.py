@@ -245,6 +245,7 @@ def normalised_logit_diff(answers: torch.Tensor, clean_logits: torch.Tensor, cor
     return metric
 
 
+@torch.no_grad()
 def top_tokens(model: Any, last: torch.Tensor, k: int) -> list[dict]:
     """Top ``k`` tokens of one position's logits [d_vocab]: token, id, prob, logit."""
     probs = torch.softmax(last.float(), -1)
@@ -255,6 +256,7 @@ def top_tokens(model: Any, last: torch.Tensor, k: int) -> list[dict]:
             for i, t in enumerate(ids)]
 
 
+@torch.no_grad()
 def difference_map(runs: Runs, act: str, position: int | None) -> torch.Tensor:
     """[n_layers, n_cols]: ``|clean - corrupted| / |corrupted|`` of each grid cell (0: patching it is a no-op)."""
     rows = []

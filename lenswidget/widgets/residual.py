@@ -218,8 +218,9 @@ class ResidualExplorer(LensWidget):
         self._applying = True
         try:
             with self.hold_sync():
-                self._run, self._answers, self._raw = run, answers, raw
-                self._attr, self._lens = raw["attr"], raw["lens_obj"] or self._lens
+                if raw["lens_obj"] is not None or run is not self._run:
+                    self._lens = raw["lens_obj"]  # never keep an old run's cache alive
+                self._run, self._answers, self._raw, self._attr = run, answers, raw, raw["attr"]
                 for key, value in payload.items():
                     setattr(self, key, value)
         finally:
@@ -227,6 +228,8 @@ class ResidualExplorer(LensWidget):
 
     def _compute(self, run: Run, answers: Answers, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         attr = self._attribution(run, answers)
+        if run is not self._run or self._attr is None:
+            attr.heads()  # with the forward pass, so that the first click on a layer or head is quick
         shape = shape_of(attr)
         path = list(state["path"])
         picks = [parse(p, shape) for p in path]
@@ -261,8 +264,8 @@ class ResidualExplorer(LensWidget):
     def _attribution(self, run: Run, answers: Answers) -> Attribution:
         """The memoised attribution when (run, answers) are current, else a fresh one."""
         attr = self._attr
-        if attr is not None and attr.run is run and attr.answers.key() == answers.key():
-            return attr
+        if attr is not None and attr.run is run:
+            return attr if attr.answers.key() == answers.key() else attr.with_answers(answers)
         return Attribution(self._model, run, answers)
 
     def _logit_lens(self, run: Run) -> LogitLens:

@@ -24,13 +24,19 @@ from .residual_source import Run
 
 
 class Attribution:
-    def __init__(self, model: Any, run: Run, answers: Answers):
+    def __init__(self, model: Any, run: Run, answers: Answers, shared: Optional[dict[str, Any]] = None):
         self.model, self.run, self.answers = model, run, answers
         self._components: Optional[tuple[torch.Tensor, list[str]]] = None
-        self._heads: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self._heads: Optional[torch.Tensor] = None
         self._neurons: dict[int, torch.Tensor] = {}
         self._direction: Optional[torch.Tensor] = None
         self._actual: Optional[torch.Tensor] = None
+        # answer-independent pieces, shared by every attribution of the same run
+        self._shared: dict[str, Any] = shared if shared is not None else {"head_stack": None, "tops": {}}
+
+    def with_answers(self, answers: Answers) -> "Attribution":
+        """An attribution of the same run for other answers, reusing what does not depend on them."""
+        return Attribution(self.model, self.run, answers, self._shared)
 
     @property
     def cache(self) -> Any:
@@ -59,31 +65,40 @@ class Attribution:
         if self._actual is None:
             with torch.no_grad():
                 final = self.cache["resid_post", -1][:, self.pos : self.pos + 1]
-                x = self.model.ln_final(final) if getattr(self.model, "ln_final", None) is not None else final
-                logits = self.model.unembed(x)[:, 0]
-                cap = float(getattr(self.model.cfg, "output_logits_soft_cap", 0) or 0)
-                if cap > 0:
-                    logits = cap * torch.tanh(logits / cap)
-                logits = logits - self.model.b_U
-                value = _pick(logits, self.answers.ids)
+                x = (self.model.ln_final(final) if getattr(self.model, "ln_final", None) is not None else final)[:, 0]
+                value = self._final_logit(x, self.answers.ids)
                 if self.answers.incorrect is not None:
-                    value = value - _pick(logits, self.answers.incorrect)
+                    value = value - self._final_logit(x, self.answers.incorrect)
             self._actual = value.float().cpu()
         return self._actual
 
+    def _final_logit(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """``logit[b, ids[b]] - b_U[ids[b]]`` from the final normalised residual ``x`` [batch, d_model]."""
+        W_U, b_U = self.model.W_U, self.model.b_U
+        ids = ids.to(W_U.device)
+        logit = (x.to(W_U.dtype) * W_U[:, ids].T).sum(-1) + b_U[ids]
+        cap = float(getattr(self.model.cfg, "output_logits_soft_cap", 0) or 0)
+        if cap > 0:  # elementwise, so only the picked logits are needed
+            logit = cap * torch.tanh(logit / cap)
+        return logit - b_U[ids]
+
     # -- heads ----------------------------------------------------------------------------
-    def _head_stack(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._heads is None:
+    def _head_stack(self) -> torch.Tensor:
+        """``[n_layers * n_heads, batch, d_model]``: stack_head_results at the attributed position."""
+        if self._shared["head_stack"] is None:
             with torch.no_grad():
-                stack = self.cache.stack_head_results(layer=-1, pos_slice=self.pos)
-                values = self.cache.logit_attrs(stack, self.answers.ids, self.answers.incorrect, pos_slice=self.pos)
-            self._heads = (stack, values.float().cpu())
-        return self._heads
+                self._shared["head_stack"] = self.cache.stack_head_results(layer=-1, pos_slice=self.pos)
+        return self._shared["head_stack"]
 
     def heads(self) -> torch.Tensor:
-        """``[n_layers, n_heads, batch]`` head attributions."""
-        cfg = self.model.cfg
-        return self._head_stack()[1].reshape(cfg.n_layers, cfg.n_heads, -1)
+        """``[n_layers, n_heads, batch]`` head attributions (logit_attrs of the head stack)."""
+        if self._heads is None:
+            with torch.no_grad():
+                values = self.cache.logit_attrs(self._head_stack(), self.answers.ids, self.answers.incorrect,
+                                                pos_slice=self.pos)
+            cfg = self.model.cfg
+            self._heads = values.float().cpu().reshape(cfg.n_layers, cfg.n_heads, -1)
+        return self._heads
 
     def head_bias(self, layer: int) -> torch.Tensor:
         """``[batch]``: the attribution of layer ``layer``'s ``b_O`` (attn_out = heads + b_O)."""
@@ -91,7 +106,7 @@ class Attribution:
 
     def head_vector(self, layer: int, head: int) -> torch.Tensor:
         """``[batch, d_model]``: the head's output at the attributed position."""
-        return self._head_stack()[0][layer * self.model.cfg.n_heads + head]
+        return self._head_stack()[layer * self.model.cfg.n_heads + head]
 
     # -- neurons --------------------------------------------------------------------------
     def neurons(self, layer: int) -> torch.Tensor:
@@ -145,6 +160,13 @@ class Attribution:
             v = scaled.mean(0) if prompt is None else scaled[prompt]
             return (v @ self.model.W_U).float().cpu()
 
-
-def _pick(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    return logits.gather(-1, ids.to(logits.device)[:, None])[:, 0]
+    def top_effects(self, kind: str, layer: int, index: int, prompt: Optional[int], k: int) -> tuple[Any, Any]:
+        """The ``k`` most promoted and most suppressed tokens of a head / neuron (``topk`` results), memoised."""
+        tops = self._shared["tops"]
+        key = (kind, layer, index, prompt, k)
+        if key not in tops:
+            vectors = self.head_vector(layer, index) if kind == "head" else self.neuron_vector(layer, index)
+            effect = self.effect(vectors, prompt)
+            k = min(k, effect.shape[0])
+            tops[key] = (effect.topk(k), (-effect).topk(k))
+        return tops[key]

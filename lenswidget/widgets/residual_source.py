@@ -7,7 +7,6 @@ them on demand.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -73,7 +72,7 @@ def run_tokens(model: Any, tokens: Any, pos: int, max_tokens: int, prompts: Opti
     n = int(tokens.shape[1])
     if n > max_tokens:
         raise TokenizationError(f"the prompts have {n} tokens; the explorer takes at most max_tokens={max_tokens}")
-    with _no_grad():
+    with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=needed, return_type=None)
     return from_cache(model, cache, tokens, pos, prompts)
 
@@ -127,6 +126,3 @@ def _text(model: Any, row: torch.Tensor) -> str:
         ids = ids[1:]
     return str(model.tokenizer.decode(ids, clean_up_tokenization_spaces=False))
 
-
-def _no_grad() -> contextlib.AbstractContextManager:
-    return torch.no_grad()

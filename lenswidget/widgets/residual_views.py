@@ -87,15 +87,11 @@ def detail(attr: Attribution, pick: Pick, prompt: Optional[int]) -> dict[str, An
     if pick.kind == "head":
         value = reduce(attr.heads()[layer, index], prompt)
         pattern = attr.cache["pattern", layer][shown, index].float().cpu()
-        vectors = attr.head_vector(layer, index)
         extra = {"pattern": pattern, "row": pattern[attr.pos], "tokens": attr.run.str_tokens[shown]}
     else:
         value = reduce(attr.neurons(layer)[index], prompt)
-        vectors = attr.neuron_vector(layer, index)
         extra = {"activation": reduce(attr.activation(layer, index), prompt)}
-    effect = attr.effect(vectors, prompt)
-    n = min(N_TOP_TOKENS, effect.shape[0])
-    up, down = effect.topk(n), (-effect).topk(n)
+    up, down = attr.top_effects(pick.kind, layer, index, prompt, N_TOP_TOKENS)
     return {
         "kind": pick.kind, "label": pick.label, "layer": layer, "index": index, "prompt": shown,
         "value": float(value), "pos": attr.pos,

@@ -108,7 +108,7 @@ describe("patcher view", () => {
     for (const c of [clean, corrupted]) {
       expect([c.dataset.rows, c.dataset.cols, c.dataset.cellWidth]).toEqual(["3", "5", String(CELL)]);
     }
-    expect(allByTestId(host, "lw-clean-col-label").map((e) => e.textContent)).toEqual(["<bos>", "The", "·cat", "·sat", XSS]);
+    expect(allByTestId(host, "lw-clean-col-label").map((e) => e.textContent)).toEqual(["<bos>", "The", "·cat", "·sat", XSS.replace(/ /g, "·")]);
     expect(allByTestId(host, "lw-corrupted-col-label").map((e) => e.textContent)).toEqual(["<bos>", "The", "·dog", "·sat", "·on"]);
     expect(host.querySelector("img")).toBeNull();
     expect(allByTestId(host, "lw-clean-token").map((e) => e.dataset.differs)).toEqual(["false", "false", "true", "false", "true"]);
