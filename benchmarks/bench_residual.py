@@ -21,7 +21,7 @@ import os
 import pathlib
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from ipywidgets.widgets.widget import _remove_buffers

@@ -334,7 +334,7 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         positions = positions_from_mask(full_mask, past_len, seq_len) if full_mask is not None else None
         if "hook_tokens" in self._modules:
             tokens = _h(self.hook_tokens, tokens)
-        residual = _h(self.hook_embed, self.embed(tokens))
+        residual = _h(self.hook_embed, self._embed_tokens(tokens))
         spe = None
         if cfg.positional_embedding_type in ("standard", "shortformer"):
             pos = _h(self.hook_pos_embed, self.pos_embed(tokens, past_len, full_mask, positions))
@@ -343,6 +343,14 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
             else:
                 spe = pos
         return residual, tokens, spe, full_mask, positions
+
+    def _embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.embed(tokens)
+        except IndexError:
+            lo, hi = int(tokens.min()), int(tokens.max())
+            bad = hi if hi >= self.cfg.d_vocab else lo
+            raise OutOfRangeError("token id", bad, 0, self.cfg.d_vocab - 1, hint="the input has ids outside the vocabulary") from None
 
     def forward(
         self,

@@ -281,6 +281,12 @@ def test_string_to_model_without_tokenizer():
         model.to_tokens("Hello")
 
 
+def test_token_ids_outside_vocab(models):
+    with pytest.raises(OutOfRangeError) as err:
+        models["gpt2"](torch.tensor([[1, 2, 300]]))
+    assert "300" in str(err.value) and "0..299" in str(err.value)
+
+
 def test_one_dim_tokens_are_a_batch_of_one(models):
     model = models["gpt2"]
     assert torch.equal(model(TOKENS[0]), model(TOKENS[:1]))
@@ -554,3 +560,19 @@ def test_dict_config_and_missing_vocab():
     cfg["d_vocab"] = -1
     with pytest.raises(ConfigError, match="d_vocab"):
         HookedTransformer(cfg)
+
+
+def test_zero_bias_skipping_notices_in_place_edits():
+    m = tiny_model("gpt2")
+    with torch.no_grad():
+        base = m(TOKENS)  # biases are zero: the adds are skipped
+        m.unembed.b_U[5] += 3.0
+        m.blocks[0].mlp.b_in.fill_(0.5)
+        edited = m(TOKENS)
+        m.blocks[0].mlp.b_in.zero_()
+        again = m(TOKENS)
+    assert not torch.allclose(edited, base)
+    assert torch.allclose(again - base, torch.nn.functional.one_hot(torch.tensor(5), 300).float() * 3.0, atol=1e-5)
+    with torch.enable_grad():
+        m(TOKENS, return_type="loss").backward()
+    assert m.blocks[1].attn.b_O.grad is not None  # zero biases still get gradients

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 
 from lenswidget.utils import get_act_name
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one intra-op thread (on a shared 2-core box, thread spinning costs 10-50x)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 # ---------------------------------------------------------------- setters (seed-004 style)
 

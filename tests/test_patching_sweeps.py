@@ -12,7 +12,9 @@ import torch
 
 from lenswidget import patching
 from tests.models import tiny_model
-from tests.test_patching_reference import SWEEPS, kv_heads, logit_diff_metric, naive_grid, no_hooks_left
+from tests.test_patching_reference import (  # noqa: F401  (one_thread: autouse fixture)
+    SWEEPS, kv_heads, logit_diff_metric, naive_grid, no_hooks_left, one_thread,
+)
 
 TOL = 1e-4
 B, T = 2, 6

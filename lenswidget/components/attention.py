@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lenswidget.components.bias import maybe_bias
 from lenswidget.components.layout import linear_param
 from lenswidget.components.masking import attention_spec, positions_from_mask
 from lenswidget.components.rotary import RotaryTable, apply_rotary
@@ -40,7 +41,8 @@ def _project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     h, d_model, d_head = W.shape
     if x.dim() == 3:
         weight = W.transpose(1, 2).reshape(h * d_head, d_model)  # free for the linear_param layout
-        return F.linear(x, weight, b.reshape(h * d_head)).unflatten(-1, (h, d_head))
+        bias = maybe_bias(b)
+        return F.linear(x, weight, None if bias is None else bias.reshape(h * d_head)).unflatten(-1, (h, d_head))
     if x.shape[2] != h:  # per-head inputs for ungrouped GQA keys/values
         W, b = W.repeat_interleave(x.shape[2] // h, 0), b.repeat_interleave(x.shape[2] // h, 0)
     return torch.einsum("bphm,hmd->bphd", x, W) + b
@@ -202,7 +204,7 @@ class Attention(nn.Module):
             result = _h(self.hook_result, torch.einsum("bpnd,ndm->bpnm", z, self.W_O))
             return result.sum(-2) + self.b_O
         weight = self.W_O.permute(2, 0, 1).reshape(self.cfg.d_model, n * dh)  # free for our layout
-        return F.linear(z.reshape(batch, pos, n * dh), weight, self.b_O)
+        return F.linear(z.reshape(batch, pos, n * dh), weight, maybe_bias(self.b_O))
 
 
 class GroupedQueryAttention(Attention):

@@ -64,8 +64,8 @@ def _causal(q_len: int, k_len: int, window: Optional[int], device) -> torch.Tens
     return allowed
 
 
-_MEMO: "OrderedDict[tuple, tuple]" = OrderedDict()
-_MEMO_SIZE = 8
+_NO_MASK_MEMO: "OrderedDict[tuple, AttentionSpec]" = OrderedDict()
+_NO_MASK_MEMO_SIZE = 4
 
 
 def attention_spec(
@@ -76,7 +76,11 @@ def attention_spec(
     causal: bool = True,
     device=None,
 ) -> AttentionSpec:
-    """The :class:`AttentionSpec` for these settings (memoised per mask tensor)."""
+    """The :class:`AttentionSpec` for these settings.
+
+    Every layer of a forward pass asks for the same spec, so it is memoised: on the mask
+    tensor itself (freed with it), or in a small table when there is no padding mask.
+    """
     if device is None:
         device = attention_mask.device if attention_mask is not None else torch.device("cpu")
     if attention_mask is None and window is None:
@@ -84,17 +88,21 @@ def attention_spec(
             return AttentionSpec(False, None, None, q_len, k_len, device)
         if q_len == k_len:
             return AttentionSpec(True, None, None, q_len, k_len, device)
-    key = (id(attention_mask), q_len, k_len, window, causal, str(device))
-    hit = _MEMO.get(key)
-    if hit is not None and hit[0] is attention_mask and (
-        attention_mask is None or hit[1] == attention_mask._version
-    ):
-        _MEMO.move_to_end(key)
-        return hit[2]
-    spec = _build(attention_mask, q_len, k_len, window, causal, device)
-    _MEMO[key] = (attention_mask, None if attention_mask is None else attention_mask._version, spec)
-    while len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
+    key = (q_len, k_len, window, causal, str(device))
+    if attention_mask is None:
+        spec = _NO_MASK_MEMO.get(key)
+        if spec is None:
+            spec = _NO_MASK_MEMO[key] = _build(None, q_len, k_len, window, causal, device)
+            while len(_NO_MASK_MEMO) > _NO_MASK_MEMO_SIZE:
+                _NO_MASK_MEMO.popitem(last=False)
+        return spec
+    memo = getattr(attention_mask, "_lw_specs", None)
+    if memo is None or memo[0] != attention_mask._version:
+        memo = (attention_mask._version, {})
+        attention_mask._lw_specs = memo
+    spec = memo[1].get(key)
+    if spec is None:
+        spec = memo[1][key] = _build(attention_mask, q_len, k_len, window, causal, device)
     return spec
 
 

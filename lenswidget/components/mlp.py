@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lenswidget.components.activations import get_act_fn
+from lenswidget.components.bias import maybe_bias
 from lenswidget.components.layout import linear_param
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
@@ -40,9 +41,9 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = _h(self.hook_pre, F.linear(x, self.W_in.t(), self.b_in))
+        pre = _h(self.hook_pre, F.linear(x, self.W_in.t(), maybe_bias(self.b_in)))
         post = _h(self.hook_post, self.act_fn(pre))
-        return F.linear(post, self.W_out.t(), self.b_out)
+        return F.linear(post, self.W_out.t(), maybe_bias(self.b_out))
 
 
 class GatedMLP(MLP):
@@ -55,9 +56,9 @@ class GatedMLP(MLP):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = _h(self.hook_pre, F.linear(x, self.W_gate.t()))
-        pre_linear = _h(self.hook_pre_linear, F.linear(x, self.W_in.t(), self.b_in))
+        pre_linear = _h(self.hook_pre_linear, F.linear(x, self.W_in.t(), maybe_bias(self.b_in)))
         post = _h(self.hook_post, self.act_fn(pre) * pre_linear)
-        return F.linear(post, self.W_out.t(), self.b_out)
+        return F.linear(post, self.W_out.t(), maybe_bias(self.b_out))
 
 
 def make_mlp(cfg: HookedTransformerConfig) -> MLP:

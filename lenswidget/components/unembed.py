@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lenswidget.components.bias import maybe_bias
 from lenswidget.components.layout import linear_param
 from lenswidget.config import HookedTransformerConfig
 
@@ -28,4 +29,4 @@ class Unembed(nn.Module):
         self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab_out, dtype=cfg.dtype))
 
     def forward(self, residual: torch.Tensor) -> torch.Tensor:
-        return F.linear(residual, self.W_U.t(), self.b_U)
+        return F.linear(residual, self.W_U.t(), maybe_bias(self.b_U))

@@ -88,7 +88,8 @@ class Patcher(LensWidget):
         self._patches: list[Patch] = []
         self._next_id, self._top_k = 1, max(1, int(top_k))
         self._sweeps: dict[tuple, dict] = {}
-        self._engine_options = dict(sweep_options or {})
+        # Chunks of at most 64 patched runs: "cancel" is heard between chunks.
+        self.sweep_options = {"max_batch": 64, **dict(sweep_options or {})}
         self._model_lock, self._state_lock = threading.Lock(), threading.RLock()
         self._stale, self._stop, self._thread = False, threading.Event(), None
         self._last_patched = runs.corrupted_logits[:, -1]
@@ -393,7 +394,7 @@ class Patcher(LensWidget):
             try:
                 if kind == "exact":
                     values = exact_sweep(self.runs, act, position, self._on_progress, self._stop.is_set,
-                                         **self._engine_options)
+                                         **self.sweep_options)
                 else:
                     values = attribution_sweep(self.runs, act, position)
             except PatchingCancelled as exc:

@@ -153,20 +153,24 @@ class Attribution:
         with torch.no_grad():
             return (d @ bias.to(d.device, d.dtype)).float().cpu()
 
-    def effect(self, vectors: torch.Tensor, prompt: Optional[int]) -> torch.Tensor:
-        """``[d_vocab]`` direct effect on every logit of ``vectors`` [batch, d_model] (one prompt or the mean)."""
-        with torch.no_grad():
-            scaled = self.cache.apply_ln_to_stack(vectors[None], layer=-1, pos_slice=self.pos)[0]
-            v = scaled.mean(0) if prompt is None else scaled[prompt]
-            return (v @ self.model.W_U).float().cpu()
-
     def top_effects(self, kind: str, layer: int, index: int, prompt: Optional[int], k: int) -> tuple[Any, Any]:
-        """The ``k`` most promoted and most suppressed tokens of a head / neuron (``topk`` results), memoised."""
+        """The ``k`` most promoted and most suppressed tokens of a head / neuron (``topk`` results), memoised.
+
+        One vector through ``W_U`` (a matrix-vector product: its cost is reading ``W_U``).
+        """
         tops = self._shared["tops"]
+        k = min(int(k), int(self.model.cfg.d_vocab_out))
         key = (kind, layer, index, prompt, k)
         if key not in tops:
             vectors = self.head_vector(layer, index) if kind == "head" else self.neuron_vector(layer, index)
-            effect = self.effect(vectors, prompt)
-            k = min(k, effect.shape[0])
+            effect = self.effects(vectors[None], prompt)[0]  # [d_vocab]
             tops[key] = (effect.topk(k), (-effect).topk(k))
         return tops[key]
+
+    def effects(self, vectors: torch.Tensor, prompt: Optional[int]) -> torch.Tensor:
+        """``[n, d_vocab]`` direct effect on every logit of ``vectors`` [n, batch, d_model] (one prompt or the mean)."""
+        with torch.no_grad():
+            scaled = self.cache.apply_ln_to_stack(vectors, layer=-1, pos_slice=self.pos)
+            v = scaled.mean(1) if prompt is None else scaled[:, prompt]
+            return (v @ self.model.W_U).float().cpu()
+

@@ -15,8 +15,9 @@ ARCHITECTURES = ("GemmaForCausalLM",)
 
 
 def config_from_hf(hf_config: Any) -> dict[str, Any]:
-    act = getattr(hf_config, "hidden_activation", None) or hf_config.hidden_act
-    return decoder_config(hf_config, activation=act)
+    act = hf_config.hidden_act
+    # Official Gemma configs say "gelu" but mean the tanh approximation (as transformers does).
+    return decoder_config(hf_config, activation="gelu_pytorch_tanh" if act == "gelu" else act)
 
 
 def convert_state_dict(hf_state_dict, cfg) -> dict:

@@ -1,0 +1,221 @@
+/**
+ * Drag-to-patch widget (``lenswidget.widgets.patcher``) in a real JupyterLab, on a tiny
+ * random model with an offline tokenizer (tests/models.py). Drags use Playwright's mouse
+ * (down / move in steps / up) on canvas coordinates. DOM contract: docs/patcher.md.
+ */
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import type { Locator } from '@playwright/test';
+
+import { TINY, TINY_MODEL } from './models';
+import {
+  canvasGeometry,
+  cellPosition,
+  kernelValue,
+  openNotebook,
+  outputLocator,
+  runCode
+} from './utils';
+
+const CLEAN = 'The cat sat on the mat. The dog';
+const CORRUPTED = 'The dog sat on the log. The cat';
+
+/** Client coordinates of the centre of cell (row, col) of a grid canvas. */
+async function cellPoint(
+  canvas: Locator,
+  row: number,
+  col: number
+): Promise<{ x: number; y: number }> {
+  const box = await canvas.boundingBox();
+  if (!box) {
+    throw new Error('canvas is not visible');
+  }
+  const p = cellPosition(await canvasGeometry(canvas), row, col);
+  return { x: box.x + p.x, y: box.y + p.y };
+}
+
+/** Press on a cell of ``from``, move in steps to ``to`` (a point), release there. */
+async function dragTo(
+  page: IJupyterLabPageFixture,
+  from: { x: number; y: number },
+  to: { x: number; y: number }
+): Promise<void> {
+  await page.mouse.move(from.x, from.y);
+  await page.mouse.down();
+  await page.mouse.move(to.x, to.y, { steps: 12 });
+  await page.mouse.up();
+}
+
+/** The metric as the widget shows it (``data-value``, full precision). */
+async function shownMetric(root: Locator): Promise<number> {
+  return Number(await root.getByTestId('lw-metric').getAttribute('data-value'));
+}
+
+test.describe('drag-to-patch', () => {
+  test('drag a late residual cell onto the corrupted run, then remove the chip', async ({
+    page,
+    tmpPath
+  }) => {
+    await openNotebook(page, tmpPath, 'patcher.ipynb');
+    await runCode(page, TINY_MODEL);
+    const { index } = await runCode(
+      page,
+      [
+        'from lenswidget.widgets.patcher import patcher',
+        `w = patcher(model, ${JSON.stringify(CLEAN)}, ${JSON.stringify(CORRUPTED)})`,
+        'w'
+      ].join('\n')
+    );
+    const root = outputLocator(page, index).getByTestId('lw-root');
+    const clean = root.getByTestId('lw-clean-grid');
+    const corrupted = root.getByTestId('lw-corrupted-grid');
+    const chips = root.getByTestId('lw-chip');
+    await expect(root).toHaveAttribute('data-widget', 'patcher');
+    await expect(clean).toBeVisible();
+    await clean.scrollIntoViewIfNeeded();
+
+    const n = await kernelValue<number>(page, 'w.runs.n_pos');
+    const lastLayer = TINY.nLayers - 1;
+
+    await test.step('both runs are shown as aligned layer x position grids', async () => {
+      for (const grid of [clean, corrupted]) {
+        await expect(grid).toHaveAttribute('data-rows', String(TINY.nLayers));
+        await expect(grid).toHaveAttribute('data-cols', String(n));
+      }
+      await expect(root.getByTestId('lw-clean-token')).toHaveCount(n);
+      await expect(root.getByTestId('lw-corrupted-token')).toHaveCount(n);
+      await expect(chips).toHaveCount(0);
+      expect(await shownMetric(root)).toBe(0);
+    });
+
+    await test.step('drag the last position of the last layer onto the corrupted grid', async () => {
+      await dragTo(
+        page,
+        await cellPoint(clean, lastLayer, n - 1),
+        await cellPoint(corrupted, 0, 0) // any cell: the patch lands on the same cell
+      );
+      await expect(chips).toHaveCount(1);
+      await expect(chips.first().getByTestId('lw-chip-label')).toHaveText(
+        `resid_pre · L${lastLayer} · pos ${n - 1}`
+      );
+      await expect(root).toHaveAttribute('data-busy', 'false');
+      await expect.poll(() => shownMetric(root)).toBeGreaterThan(0.75);
+      const metric = await shownMetric(root);
+      expect(Math.abs(metric - 1)).toBeLessThan(0.25);
+      expect(await kernelValue<number>(page, 'w.metric_value')).toBeCloseTo(metric, 6);
+      await expect(corrupted).toHaveAttribute('data-patched-cells', '1');
+      await expect(
+        root.getByTestId('lw-top-patched').getByTestId('lw-top-token')
+      ).toHaveCount(5);
+    });
+
+    await test.step('the copied code reproduces the metric', async () => {
+      const value = await kernelValue<number>(
+        page,
+        '(lambda ns: (exec(w.code, ns), ns["metric_value"])[1])({"model": model})'
+      );
+      expect(value).toBeCloseTo(await shownMetric(root), 4);
+    });
+
+    await test.step('removing the chip returns the metric to the corrupted run', async () => {
+      await chips.first().getByTestId('lw-chip-remove').click();
+      await expect(chips).toHaveCount(0);
+      await expect.poll(() => shownMetric(root)).toBe(0);
+      expect(await kernelValue(page, 'w.patches')).toEqual([]);
+    });
+  });
+
+  test('keyboard, ablation target, sweep overlay and cancel', async ({
+    page,
+    tmpPath
+  }) => {
+    await openNotebook(page, tmpPath, 'patcher-more.ipynb');
+    await runCode(page, TINY_MODEL);
+    const { index } = await runCode(
+      page,
+      [
+        'from lenswidget.widgets.patcher import patcher',
+        `w = patcher(model, ${JSON.stringify(CLEAN)}, ${JSON.stringify(CORRUPTED)})`,
+        'w'
+      ].join('\n')
+    );
+    const root = outputLocator(page, index).getByTestId('lw-root');
+    const clean = root.getByTestId('lw-clean-grid');
+    const chips = root.getByTestId('lw-chip');
+    await clean.scrollIntoViewIfNeeded();
+    const n = await kernelValue<number>(page, 'w.runs.n_pos');
+
+    await test.step('select with the keyboard, Enter patches, Delete removes', async () => {
+      await clean.focus();
+      await page.keyboard.press('ArrowDown'); // cursor to (0, 0)
+      await page.keyboard.press('End'); // last position
+      await page.keyboard.press('Shift+ArrowDown'); // two layers
+      await expect(clean).toHaveAttribute('data-selection', `0,${n - 1},1,${n - 1}`);
+      await page.keyboard.press('Enter');
+      await expect(chips).toHaveCount(1);
+      await expect(chips.first()).toHaveAttribute('data-act', 'resid_pre');
+      expect(await kernelValue(page, 'w.patches[0]["layers"]')).toEqual([0, 1]);
+      await chips.first().focus();
+      await page.keyboard.press('Delete');
+      await expect(chips).toHaveCount(0);
+    });
+
+    await test.step('dropping on the ablate target mean-ablates', async () => {
+      await root.getByTestId('lw-ablation-mode').selectOption('mean');
+      await expect.poll(() => kernelValue(page, 'w.ablation')).toBe('mean');
+      const target = root.getByTestId('lw-ablate-target');
+      const box = await target.boundingBox();
+      await dragTo(page, await cellPoint(clean, 1, 2), {
+        x: box!.x + box!.width / 2,
+        y: box!.y + box!.height / 2
+      });
+      await expect(chips).toHaveCount(1);
+      await expect(chips.first()).toHaveAttribute('data-mode', 'mean');
+      await expect(root).toHaveAttribute('data-busy', 'false');
+    });
+
+    await test.step('a released drag outside any target does nothing', async () => {
+      const box = await clean.boundingBox();
+      await dragTo(page, await cellPoint(clean, 0, 1), {
+        x: box!.x + box!.width / 2,
+        y: box!.y + box!.height + 150
+      });
+      await expect(root).toHaveAttribute('data-drag', 'idle');
+      await expect(chips).toHaveCount(1);
+    });
+
+    await test.step('the exact sweep overlays the patching module result', async () => {
+      await root.getByTestId('lw-sweep-exact').click();
+      await expect(root.getByTestId('lw-sweep-status')).toHaveAttribute(
+        'data-state',
+        'done',
+        { timeout: 60_000 }
+      );
+      await expect(clean).toHaveAttribute('data-overlay', 'exact');
+      const same = await kernelValue<boolean>(
+        page,
+        [
+          'bool(__import__("torch").allclose(w.sweep_result, __import__("lenswidget").patching.get_act_patch_resid_pre(',
+          'model, w.runs.corrupted_tokens, w.runs.clean_cache, w.runs.metric, verbose=False), atol=1e-6))'
+        ].join('')
+      );
+      expect(same).toBe(true);
+      await root.getByTestId('lw-overlay-toggle').uncheck();
+      await expect(clean).toHaveAttribute('data-overlay', 'diff');
+    });
+
+    await test.step('a long sweep can be cancelled from the browser', async () => {
+      await runCode(page, 'w.sweep_options = {"max_batch": 1, "method": "naive"}');
+      await root.getByTestId('lw-act-select').selectOption('z');
+      await expect(clean).toHaveAttribute('data-cols', String(TINY.nHeads));
+      await root.getByTestId('lw-sweep-exact').click();
+      // The kernel is idle while the sweep runs in its thread, so it hears "cancel".
+      await root.getByTestId('lw-sweep-cancel').click();
+      await expect(root.getByTestId('lw-sweep-status')).toHaveAttribute(
+        'data-state',
+        /cancelled|done/,
+        { timeout: 60_000 }
+      );
+      expect(await kernelValue(page, 'w.sweep_state')).toMatch(/cancelled|done/);
+    });
+  });
+});
