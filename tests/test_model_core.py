@@ -576,3 +576,36 @@ def test_zero_bias_skipping_notices_in_place_edits():
     with torch.enable_grad():
         m(TOKENS, return_type="loss").backward()
     assert m.blocks[1].attn.b_O.grad is not None  # zero biases still get gradients
+
+
+def test_hook_tokens_and_post_embedding_ln():
+    m = tiny_model("gpt2", use_hook_tokens=True, post_embedding_ln=True)
+    assert "hook_tokens" in m.hook_dict and "embed.ln.hook_scale" in m.hook_dict
+    swapped = m.run_with_hooks(TOKENS, fwd_hooks=[("hook_tokens", lambda t, hook: torch.zeros_like(t))])
+    assert torch.allclose(swapped, m(torch.zeros_like(TOKENS)))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(positional_embedding_type="shortformer"),
+        dict(attention_dir="bidirectional"),
+        dict(scale_attn_by_inverse_layer_idx=True),
+        dict(normalization_type=None),
+        dict(final_rms=True),
+        dict(act_fn="quick_gelu", init_mode="xavier_uniform"),
+        dict(act_fn="relu", init_mode="kaiming_normal"),
+        dict(positional_embedding_type="rotary", rotary_adjacent_pairs=True, rotary_dim=4),
+        dict(positional_embedding_type="rotary", use_NTK_by_parts_rope=True, NTK_original_ctx_len=8),
+    ],
+)
+def test_config_variants_agree_across_attention_paths(overrides):
+    m = tiny_model("gpt2", **overrides)
+    fast = m(TOKENS)
+    slow = m.run_with_hooks(TOKENS, fwd_hooks=[ALL_PATTERNS])
+    assert torch.isfinite(fast).all() and torch.allclose(fast, slow, atol=1e-5)
+    if overrides.get("attention_dir") == "bidirectional":
+        _, cache = m.run_with_cache(TOKENS, names_filter="blocks.0.attn.hook_pattern")
+        assert (cache["blocks.0.attn.hook_pattern"].triu(1) > 0).any()
+    if overrides.get("normalization_type", "LN") is None:
+        assert not any("ln" in n for n in m.hook_dict)

@@ -19,9 +19,9 @@ TOL = 1e-4
 def pair(smollm2):
     model = smollm2
     # one pair keeps the naive reference (one full forward per patch) affordable in CI
-    clean = model.to_tokens("The capital of France is the city of", prepend_bos=True)
-    corrupted = model.to_tokens("The capital of Spain is the city of", prepend_bos=True)
-    assert clean.shape == corrupted.shape and clean.shape[1] <= 9
+    clean = model.to_tokens("The capital of France is", prepend_bos=True)
+    corrupted = model.to_tokens("The capital of Spain is", prepend_bos=True)
+    assert clean.shape == corrupted.shape and clean.shape[1] <= 8
     right, wrong = model.to_single_token(" Paris"), model.to_single_token(" Madrid")
 
     def metric(logits):
@@ -50,7 +50,7 @@ def test_resid_pre_all_layers_and_positions(pair):
 def test_heads_on_a_few_layers(pair, fn_name, act, setter, heads):
     model, corrupted, cache, metric = pair
     T = corrupted.shape[1]
-    rows = [(l, p, h) for l in (0, 29) for p in (1, 4, T - 1) for h in (0, heads - 1)]
+    rows = [(l, p, h) for l in (0, 29) for p in (1, T - 2, T - 1) for h in (0, heads - 1)]
     df = pd.DataFrame(rows, columns=["layer", "pos", "head_index"])
     got = getattr(patching, fn_name)(model, corrupted, cache, metric, index_df=df, verbose=False)
     ref = naive_rows(model, corrupted, cache, metric, act, setter, [list(r) for r in rows])

@@ -11,15 +11,18 @@ from .codec import decode as decode_tensor
 from .codec import encode as encode_tensor
 from .heatmap import HeadHeatmap, head_heatmap
 from .link import HeadLink, link_heatmap_to_attention
+from .residual import ResidualExplorer, residual
 
 __all__ = [
     "AttentionInspector",
     "HeadHeatmap",
     "HeadLink",
     "LensWidget",
+    "ResidualExplorer",
     "attention",
     "decode_tensor",
     "encode_tensor",
     "head_heatmap",
     "link_heatmap_to_attention",
+    "residual",
 ]
