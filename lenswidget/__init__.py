@@ -26,6 +26,8 @@ _EXPORTS = {
     "ActivationCache": "lenswidget.cache",
     "FactoredMatrix": "lenswidget.factored",
     "HookedTransformerKeyValueCache": "lenswidget.kv_cache",
+    "HookedTransformerKeyValueCacheEntry": "lenswidget.kv_cache",
+    "Output": "lenswidget.model",
     # widgets
     "head_heatmap": "lenswidget.widgets",
     "attention": "lenswidget.widgets",

@@ -49,12 +49,14 @@ class HookedTransformerKeyValueCacheEntry:
         device=None,
         batch_size: int = 1,
         max_len: int = 0,
+        dtype: Optional[torch.dtype] = None,
     ) -> "HookedTransformerKeyValueCacheEntry":
-        """An empty entry with room for ``max_len`` positions."""
+        """An empty entry with room for ``max_len`` positions (dtype defaults to ``cfg.dtype``)."""
         n_heads = cfg.n_heads if cfg.ungroup_grouped_query_attention else cfg.n_kv_heads
         device = device if device is not None else cfg.device
+        dtype = dtype if dtype is not None else cfg.dtype
         shape = (batch_size, max_len, n_heads, cfg.d_head)
-        entry = cls(torch.empty(shape, device=device, dtype=cfg.dtype), torch.empty(shape, device=device, dtype=cfg.dtype))
+        entry = cls(torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype))
         entry._len = 0
         entry._owned = True
         return entry
@@ -181,12 +183,17 @@ class HookedTransformerKeyValueCache:
 
     @classmethod
     def init_cache(
-        cls, cfg: HookedTransformerConfig, device=None, batch_size: int = 1, max_len: int = 0
+        cls,
+        cfg: HookedTransformerConfig,
+        device=None,
+        batch_size: int = 1,
+        max_len: int = 0,
+        dtype: Optional[torch.dtype] = None,
     ) -> "HookedTransformerKeyValueCache":
         """An empty cache for ``cfg`` with buffers preallocated for ``max_len`` positions."""
         device = device if device is not None else cfg.device
         entries = [
-            HookedTransformerKeyValueCacheEntry.init_cache_entry(cfg, device, batch_size, max_len)
+            HookedTransformerKeyValueCacheEntry.init_cache_entry(cfg, device, batch_size, max_len, dtype)
             for _ in range(cfg.n_layers)
         ]
         return cls(entries, batch_size=batch_size, device=device)

@@ -65,7 +65,9 @@ class GenerationMixin:
         out[:, :prompt_len] = tokens
         prompt_mask = mask if mask is not None else torch.ones_like(tokens)
         cache = (
-            HookedTransformerKeyValueCache.init_cache(self.cfg, tokens.device, batch, prompt_len + max_new_tokens)
+            HookedTransformerKeyValueCache.init_cache(
+                self.cfg, tokens.device, batch, prompt_len + max_new_tokens, dtype=self.embed.W_E.dtype
+            )
             if use_past_kv_cache
             else None
         )

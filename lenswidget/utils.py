@@ -395,3 +395,13 @@ def tokenize_and_concatenate(
         **({} if streaming else {"num_proc": num_proc}),
     )
     return out.with_format(type="torch")
+
+
+def __getattr__(name: str) -> Any:
+    # TransformerLens keeps its sampler in utils; ours lives in lenswidget.sampling (imported
+    # lazily because sampling is used by the model, which imports this module).
+    if name == "sample_logits":
+        from .sampling import sample_logits
+
+        return sample_logits
+    raise AttributeError(f"module 'lenswidget.utils' has no attribute {name!r}")
