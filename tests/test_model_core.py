@@ -319,6 +319,17 @@ def test_left_padded_token_input_uses_the_mask(models):
     assert torch.allclose(from_tokens, explicit, atol=1e-6)
 
 
+@pytest.mark.parametrize("family", ["llama", "neox"])
+def test_padded_rotary_forward_works_under_inference_mode(models, family):
+    # Rotary tables are memoised per positions tensor; inference tensors have no version counter.
+    model = models[family]
+    prompts = ["Hello world", "The cat sat on the mat."]
+    expected = model(prompts, padding_side="left")
+    with torch.inference_mode():
+        got = model(prompts, padding_side="left")
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
 def test_padded_loss_ignores_padding(models):
     model = models["gpt2"]
     per = model(["Hello world", "The cat sat on the mat."], return_type="loss", loss_per_token=True)

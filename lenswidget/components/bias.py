@@ -21,12 +21,14 @@ from typing import Optional
 
 import torch
 
+from lenswidget.components.versioning import tensor_version
+
 
 def maybe_bias(b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """``b``, or None when it is all zeros and no gradient flows to it."""
     if b is None or (b.requires_grad and torch.is_grad_enabled()):
         return b
-    key = (b._version, b.data_ptr(), b.device)
+    key = (tensor_version(b), b.data_ptr(), b.device)
     cached = getattr(b, "_lw_zero", None)
     if cached is None or cached[0] != key:
         cached = (key, not bool(b.any()))

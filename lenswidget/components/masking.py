@@ -20,6 +20,8 @@ from typing import Optional
 
 import torch
 
+from lenswidget.components.versioning import tensor_version
+
 
 def positions_from_mask(attention_mask: torch.Tensor, past_len: int, q_len: int) -> torch.Tensor:
     """Position ids [batch, q_len]: the first real token is 0; leading padding is 0 too."""
@@ -97,8 +99,8 @@ def attention_spec(
                 _NO_MASK_MEMO.popitem(last=False)
         return spec
     memo = getattr(attention_mask, "_lw_specs", None)
-    if memo is None or memo[0] != attention_mask._version:
-        memo = (attention_mask._version, {})
+    if memo is None or memo[0] != tensor_version(attention_mask):
+        memo = (tensor_version(attention_mask), {})
         attention_mask._lw_specs = memo
     spec = memo[1].get(key)
     if spec is None:

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 
 from lenswidget.config import HookedTransformerConfig
+from lenswidget.components.versioning import tensor_version
 
 
 def _ntk_by_parts(inv_freq: torch.Tensor, factor: float, low: float, high: float, old_ctx: int) -> torch.Tensor:
@@ -103,7 +104,7 @@ class RotaryTable:
             self._memo = ((offset, length, device, dtype), out)
             return out
         # memoised on the positions tensor itself, so it is freed with it
-        key = (id(self), positions._version, device, dtype)
+        key = (id(self), tensor_version(positions), device, dtype)
         memo = getattr(positions, "_lw_rotary", None)
         if memo is not None and memo[0] == key:
             return memo[1]
