@@ -49,7 +49,7 @@ def tiny_hf_config(family: str, **overrides):
     elif family == "mistral":
         cfg = tf.MistralConfig(**_COMMON, num_key_value_heads=2, sliding_window=4)
     elif family == "gemma":
-        cfg = tf.GemmaConfig(**_COMMON, num_key_value_heads=2, head_dim=16)
+        cfg = tf.GemmaConfig(**_COMMON, num_key_value_heads=2, head_dim=24)  # 4*24 != d_model
     elif family == "gemma2":
         cfg = tf.Gemma2Config(**_COMMON, num_key_value_heads=2, head_dim=16, sliding_window=4,
                               query_pre_attn_scalar=24, attn_logit_softcapping=5.0,

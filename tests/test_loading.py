@@ -278,7 +278,7 @@ def test_default_model_cache_detects_damage(smollm2_dir, tmp_path, monkeypatch):
     def fake_convert(path, out_dir):
         calls.append(path)
         for f in smollm2_dir.iterdir():
-            if f.name != disk_cache.MANIFEST:
+            if f.name != disk_cache.MANIFEST and not f.name.startswith("processed-"):
                 os.link(f, out_dir / f.name) if f.stat().st_dev == out_dir.stat().st_dev \
                     else shutil.copy(f, out_dir / f.name)
 
@@ -326,9 +326,9 @@ def test_processed_weights_are_cached_for_cache_owned_dirs(tmp_path, monkeypatch
     first = _ht().from_pretrained(str(owned), device="cpu")
     files = list(owned.glob("processed-*.safetensors"))
     assert len(files) == 1 and processed_cache.is_cache_owned(owned)
-    stamp = files[0].stat().st_mtime_ns
+    inode = files[0].stat().st_ino
     again = _ht().from_pretrained(str(owned), device="cpu")
-    assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
+    assert files[0].stat().st_ino == inode  # read, not rewritten
     assert again.cfg.normalization_type == first.cfg.normalization_type == "RMSPre"
     for (k, a), (_, b) in zip(first.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b) and a.stride() == b.stride(), k
@@ -339,6 +339,13 @@ def test_processed_weights_are_cached_for_cache_owned_dirs(tmp_path, monkeypatch
     _ht().from_pretrained_no_processing(str(owned), device="cpu")
     _ht().from_pretrained(str(foreign), device="cpu")
     assert len(list(owned.glob("processed-*"))) == 2 and not list(foreign.glob("processed-*"))
+    for i in range(processed_cache.KEEP):  # least recently used variants are evicted
+        _ht().from_pretrained(str(owned), device="cpu", center_unembed=False, fold_ln=bool(i % 2),
+                              fold_value_biases=i < 2)
+    assert len(list(owned.glob("processed-*"))) == processed_cache.KEEP
     files[0].write_bytes(b"garbage")  # a damaged entry is ignored (and replaced)
     third = _ht().from_pretrained(str(owned), device="cpu")
     assert torch.equal(third.W_U, first.W_U)
+    make_tiny_hf("gemma2", seed=1).save_pretrained(owned)  # new weights: stale entries unused
+    fourth = _ht().from_pretrained(str(owned), device="cpu")
+    assert not torch.equal(fourth.W_U, first.W_U)

@@ -289,6 +289,7 @@ def test_sweep_values_are_the_metric_of_single_drops(gpt2):
 
 
 def test_attribution_estimate(gpt2):
+    """The "Estimate" overlay: patching.attribution's estimate, checked against autograd here."""
     w = patcher(gpt2, CLEAN, CORRUPTED)
     est = w.run_sweep(kind="attribution")
     assert est.shape == (3, 14) and w.sweep["kind"] == "attribution"
@@ -303,8 +304,29 @@ def test_attribution_estimate(gpt2):
     # positions where clean and corrupted agree have no effect, exactly and in the estimate
     exact = w.run_sweep()
     same = [i for i, d in enumerate(w.token_differs) if not d][:2]
-    assert torch.all(est[0, same] == 0)
+    assert torch.allclose(est[0, same], torch.zeros(len(same)), atol=1e-5)
     assert torch.allclose(exact[0, same], torch.zeros(len(same)), atol=1e-6)
+
+
+def test_attribution_estimate_at_one_head_position(llama):
+    w = patcher(llama, CLEAN, CORRUPTED, act="v")
+    w.head_position = 12
+    est = w.run_sweep(kind="attribution")  # [layer, key/value head]
+    assert est.shape == (3, 2) and w.sweep["position"] == 12
+    runs = w.runs
+    for layer in range(3):
+        name = f"blocks.{layer}.attn.hook_v"
+        held = {}
+
+        def leaf(act, hook):
+            held["x"] = act.detach().requires_grad_(True)
+            return held["x"]
+
+        with torch.enable_grad():
+            value = runs.metric(llama.run_with_hooks(runs.corrupted_tokens, fwd_hooks=[(name, leaf)]))
+            (grad,) = torch.autograd.grad(value, held["x"])
+        delta = runs.clean_cache[name] - held["x"].detach()
+        assert torch.allclose(est[layer], float(value) + (delta * grad)[:, 12].sum((0, 2)), atol=1e-5)
 
 
 def test_background_sweep_can_be_cancelled_and_drops_wait_for_it(gpt2):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 
 from lenswidget import patching
 from tests.test_patching_reference import (  # noqa: F401  (one_thread: autouse fixture)

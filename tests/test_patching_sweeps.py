@@ -130,3 +130,51 @@ def test_every_stacks_components(family):
     block = patching.get_act_patch_block_every(model, corrupted, cache, metric, verbose=False)
     assert block.shape == (3, 2, T)
     assert torch.allclose(block[2], _run(model, corrupted, cache, metric, "get_act_patch_mlp_out"), atol=1e-6)
+
+
+@pytest.mark.parametrize("family, overrides", [
+    ("gpt2", dict(attn_only=True)),
+    ("neox", dict(rotary_adjacent_pairs=True, parallel_attn_mlp=False)),
+    ("gpt2", dict(scale_attn_by_inverse_layer_idx=True, normalization_type=None)),
+    ("llama", dict(use_NTK_by_parts_rope=True, NTK_original_ctx_len=4, n_key_value_heads=1)),
+    ("gemma2", dict(use_attn_result=True, use_split_qkv_input=True)),
+], ids=["attn_only", "gptj_rotary", "no_norm_layer_scale", "ntk_rope_mqa", "gemma2_optional_hooks"])
+def test_more_configs(family, overrides):
+    model, corrupted, cache = _setup(family, **overrides)
+    metric = logit_diff_metric(5, 7)
+    for fn_name, act, setter, sizes_fn in SWEEPS:
+        if act in ("resid_mid", "mlp_out") and (model.cfg.attn_only or model.cfg.parallel_attn_mlp):
+            continue
+        if fn_name.endswith("dest_src_pos"):
+            continue
+        ref = naive_grid(model, corrupted, cache, metric, act, setter, _sizes(model, sizes_fn))
+        got = _run(model, corrupted, cache, metric, fn_name, method="fast")
+        assert (got.cpu() - ref).abs().max() <= TOL, fn_name
+    if model.cfg.use_attn_result:
+        from tests.test_patching_reference import set_pos_head
+
+        ref = naive_grid(model, corrupted, cache, metric, "result", set_pos_head, (2, T, 4))
+        got = patching.generic_activation_patch(model, corrupted, cache, metric, set_pos_head, "result",
+                                                index_axis_names=("layer", "pos", "head"), verbose=False,
+                                                method="fast")
+        assert (got.cpu() - ref).abs().max() <= TOL
+
+
+def test_left_padding_uses_exact_path():
+    """Left-padded prompts carry an attention mask: the hook-based path handles them exactly."""
+    model = tiny_model("llama", tokenizer=True)
+    model.tokenizer.padding_side = "left"
+    clean = model.to_tokens(["The cat sat on the mat", "The dog"], padding_side="left")
+    corrupted = model.to_tokens(["The dog sat on the log", "The cat"], padding_side="left")
+    assert clean.shape == corrupted.shape
+    _, cache = model.run_with_cache(clean, padding_side="left")
+    metric = logit_diff_metric(5, 7)
+    from lenswidget.patching.engine import fast_path_reason
+
+    assert "padding" in (fast_path_reason(model, "resid_pre", corrupted) or "")
+    T2 = corrupted.shape[1]
+    from tests.test_patching_reference import set_pos
+
+    ref = naive_grid(model, corrupted, cache, metric, "resid_pre", set_pos, (2, T2))
+    got = _run(model, corrupted, cache, metric, "get_act_patch_resid_pre")
+    assert (got.cpu() - ref).abs().max() <= TOL

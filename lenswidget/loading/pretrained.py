@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from typing import Any, Literal
 
@@ -15,8 +14,6 @@ from lenswidget.errors import ConfigError, InvalidOptionError, OutOfRangeError
 from . import processed_cache
 from .registry import family_for
 from .sources import resolve_source
-
-logger = logging.getLogger("lenswidget.loading")
 
 _LOAD_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -73,7 +70,10 @@ def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
     if device is not None:
         fields["device"] = str(device)
     known = {f.name for f in dataclasses.fields(config_cls)}
-    return config_cls(**{k: v for k, v in fields.items() if k in known})
+    unknown = sorted(set(fields) - known)
+    if unknown:  # a converter and the config class disagree: never drop a setting silently
+        raise ConfigError(f"config fields {unknown} are not known to {config_cls.__name__}")
+    return config_cls(**fields)
 
 
 def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -90,12 +90,12 @@ def _byte_range(t: torch.Tensor) -> tuple[int, int, int]:
 
 
 def convert_weights(family: Any, hf_state_dict: Any, cfg: Any, layout: dict[str, torch.Tensor],
-                    owned: bool = False) -> dict[str, torch.Tensor]:
-    """Run the family converter; return float32 CPU tensors laid out like ``layout`` (the model's
-    own parameters, whose memory layout its forward pass relies on), private to the caller.
+                    owned: bool = False, work_dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Run the family converter; return ``work_dtype`` CPU tensors laid out like ``layout`` (the
+    model's own parameters, whose memory layout its forward pass relies on), private to the caller.
 
     A converted view is kept as is (no copy) when the source tensors are ``owned`` (private
-    copy-on-write mappings), already float32, laid out like the parameter and not overlapping
+    copy-on-write mappings), already ``work_dtype``, laid out like the parameter and not overlapping
     another weight (e.g. a tied unembedding); otherwise it is copied once into that layout.
     """
     out: dict[str, torch.Tensor] = {}
@@ -106,10 +106,10 @@ def convert_weights(family: Any, hf_state_dict: Any, cfg: Any, layout: dict[str,
             raise ConfigError(f"converted weight {k!r} has shape {tuple(v.shape)} but the model "
                               f"expects {tuple(ref.shape)}; the HF config and checkpoint disagree")
         ptr, lo, hi = _byte_range(v)
-        reuse = (owned and v.dtype == torch.float32 and (ref is None or _same_layout(v, ref))
+        reuse = (owned and v.dtype == work_dtype and (ref is None or _same_layout(v, ref))
                  and not any(lo < b and a < hi for a, b in claimed.get(ptr, ())))
         if not reuse:
-            dtype = torch.float32 if v.is_floating_point() else v.dtype
+            dtype = work_dtype if v.is_floating_point() else v.dtype
             if ref is None:
                 v = v.to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
             else:
@@ -166,7 +166,8 @@ def from_pretrained(
                        tokenizer_name=src.tokenizer_name if src.tokenizer is not None else None,
                        dtype=target_dtype, device=device, first_n_layers=first_n_layers,
                        default_prepend_bos=default_prepend_bos,
-                       architecture=type(hf_model).__name__ if hf_model is not None else family.ARCHITECTURES[0])
+                       architecture=type(hf_model).__name__ if hf_model is not None
+                       else family.ARCHITECTURES[0])
     # Build the model first (parameters are allocated, not initialised) to learn its parameter
     # layout; weights are then used in place (memory-mapped) or copied once into that layout,
     # processed in place, and assigned as the parameters.
@@ -179,12 +180,15 @@ def from_pretrained(
     # Processed weights of models in lenswidget's own cache are cached too (see processed_cache).
     use_cache = (any(flags.values()) and src.directory is not None
                  and processed_cache.is_cache_owned(src.directory))
-    key = processed_cache.cache_key(flags, layout) if use_cache else ""
+    # processing runs in float32 (float64 if that was asked for), whatever the final dtype
+    work = torch.float64 if target_dtype == torch.float64 else torch.float32
+    key = (processed_cache.cache_key(src.directory, dict(flags, float64=work == torch.float64), layout)
+           if use_cache else "")
     cached = processed_cache.load(src.directory, key) if use_cache else None
     if cached is not None:
         sd, norm_type = cached
     else:
-        sd = convert_weights(family, src.state_dict, cfg, layout, owned=src.owned)
+        sd = convert_weights(family, src.state_dict, cfg, layout, owned=src.owned, work_dtype=work)
         sd, norm_type = processing.process_state_dict(sd, cfg, **flags, inplace=True)
         if use_cache:
             processed_cache.save(src.directory, key, sd, norm_type)

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -26,6 +25,8 @@ logger = logging.getLogger("lenswidget.loading")
 
 #: Bump when processing results change, to invalidate cached processed weights.
 PROCESSING_VERSION = 1
+#: Processed variants kept per directory (least recently used ones are deleted).
+KEEP = 3
 
 
 def is_cache_owned(directory: Path) -> bool:
@@ -37,10 +38,15 @@ def is_cache_owned(directory: Path) -> bool:
         return False
 
 
-def cache_key(flags: dict[str, bool], layout: dict[str, torch.Tensor]) -> str:
-    """Digest of the processing flags and the model's parameter names, shapes and strides."""
+def cache_key(directory: Path, flags: dict[str, bool], layout: dict[str, torch.Tensor]) -> str:
+    """Digest of the checkpoint files (name, size, mtime), the processing flags and the model's
+    parameter names, shapes and strides."""
+    weights = [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
+               for p in sorted(Path(directory).iterdir())
+               if p.suffix in (".safetensors", ".bin") and not p.name.startswith("processed-")]
     desc = {
         "version": PROCESSING_VERSION,
+        "weights": weights,
         "flags": sorted(flags.items()),
         "layout": sorted((k, list(v.shape), list(v.stride())) for k, v in layout.items()),
     }
@@ -68,9 +74,18 @@ def save(directory: Path, key: str, state_dict: dict[str, torch.Tensor], norm_ty
         save_file(tensors, str(tmp), metadata={"orders": json.dumps(orders),
                                                 "normalization_type": json.dumps(norm_type)})
         os.replace(tmp, target)
+        _evict(Path(directory))
     except OSError as exc:
         logger.warning("lenswidget: could not cache processed weights in %s (%s)", directory, exc)
         tmp.unlink(missing_ok=True)
+
+
+def _evict(directory: Path) -> None:
+    """Delete all but the ``KEEP`` most recently used processed variants."""
+    files = sorted(directory.glob("processed-*.safetensors"), key=lambda p: p.stat().st_mtime,
+                   reverse=True)
+    for old in files[KEEP:]:
+        old.unlink(missing_ok=True)
 
 
 def load(directory: Path, key: str) -> tuple[dict[str, torch.Tensor], str | None] | None:
@@ -89,6 +104,7 @@ def load(directory: Path, key: str) -> tuple[dict[str, torch.Tensor], str | None
         orders = json.loads(meta["orders"])
         norm_type = json.loads(meta["normalization_type"])
         ckpt = MmapCheckpoint([path])
+        os.utime(path)  # mark as recently used
         out = {}
         for k in ckpt:
             inverse = [0] * len(orders[k])
@@ -100,6 +116,3 @@ def load(directory: Path, key: str) -> tuple[dict[str, torch.Tensor], str | None
         logger.warning("lenswidget: ignoring unreadable processed-weight cache %s (%s)", path, exc)
         return None
 
-
-def flags_key(**flags: Any) -> dict[str, bool]:
-    return {k: bool(v) for k, v in flags.items()}

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, Tuple
 
-import torch
-
 __all__ = [
     "layer_pos_patch_setter",
     "layer_pos_head_vector_patch_setter",

@@ -11,6 +11,7 @@ from .codec import decode as decode_tensor
 from .codec import encode as encode_tensor
 from .heatmap import HeadHeatmap, head_heatmap
 from .link import HeadLink, link_heatmap_to_attention
+from .patcher import Patcher, patcher
 from .residual import ResidualExplorer, residual
 
 __all__ = [
@@ -18,11 +19,13 @@ __all__ = [
     "HeadHeatmap",
     "HeadLink",
     "LensWidget",
+    "Patcher",
     "ResidualExplorer",
     "attention",
     "decode_tensor",
     "encode_tensor",
     "head_heatmap",
     "link_heatmap_to_attention",
+    "patcher",
     "residual",
 ]

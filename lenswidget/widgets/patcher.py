@@ -17,7 +17,6 @@ patching estimate at once. ``code`` is a ``run_with_hooks`` script reproducing t
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -34,12 +33,11 @@ from .messages import MessageRouter
 from .patcher_code import generate
 from .patcher_forward import PatchedForward
 from .patcher_messages import register
-from .patcher_patches import ACT_LABELS, HEAD_ACTS, MAX_PATCHES, MODES, Patch, make_patch
+from .patcher_patches import ACT_LABELS, HEAD_ACTS, MAX_PATCHES, Patch, make_patch
 from .patcher_runs import Runs, difference_map, top_tokens
 from .patcher_sweep import attribution_sweep, exact_sweep, sweep_size
 from .validation import Int, Nullable, Schema, choices
 
-log = logging.getLogger("lenswidget.widgets")
 SWEEP_KINDS = ("exact", "attribution")
 _KEEP = object()
 
@@ -189,6 +187,11 @@ class Patcher(LensWidget):
     def cancel_sweep(self) -> None:
         """Ask a running sweep to stop after its current chunk (partial results are kept)."""
         self._stop.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once :meth:`cancel_sweep` was called, until the next sweep starts."""
+        return self._stop.is_set()
 
     def wait_sweep(self, timeout: float | None = None) -> bool:
         """Wait for a background sweep; True when none is running any more."""

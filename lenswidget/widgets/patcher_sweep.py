@@ -15,8 +15,9 @@ at position p              head) / (layer, head, dest) rows with pos = p
 =========================  ==============================================  ===============
 
 ``attribution_sweep`` is the first-order estimate of the same grid from one forward and
-one backward pass on the corrupted run: ``metric(corrupted) + sum((clean - corrupted) *
-d metric / d activation)`` over the cell's region (attribution patching).
+one backward pass on the corrupted run (``lenswidget.patching.attribution``, the same
+table with ``_by_pos`` estimates sliced at p): ``metric(corrupted) + sum((clean -
+corrupted) * d metric / d activation)`` over each cell's region.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import pandas as pd
 import torch
 
 from .. import patching
-from ..utils import get_act_name
 from .patcher_patches import POSITION_ACTS
 from .patcher_runs import Runs
 
@@ -64,39 +64,14 @@ def sweep_size(runs: Runs, act: str, position: int | None) -> int:
 
 
 def attribution_sweep(runs: Runs, act: str, position: int | None) -> torch.Tensor:
-    """First-order (attribution patching) estimate of :func:`exact_sweep`'s result."""
-    model = runs.model
-    n_layers = runs.dims.n_layers
-    names = [get_act_name(act, l) for l in range(n_layers)]
-    kept: dict[str, torch.Tensor] = {}
+    """The attribution patching estimate of :func:`exact_sweep`'s grid (``patching.attribution``)."""
+    from ..patching import attribution
 
-    def keep(activation: torch.Tensor, hook: Any) -> torch.Tensor:
-        activation.retain_grad()
-        kept[hook.name] = activation
-        return activation
-
-    x = runs.corrupted_cache[get_act_name("resid_pre", 0)].detach().clone().requires_grad_(True)
-    with torch.enable_grad(), model.hooks(fwd_hooks=[(n, keep) for n in names]):
-        logits = model(x, start_at_layer=0)
-        value = runs.metric(logits)
-        value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-        value.reshape(()).backward()
-    base = runs.value(runs.corrupted_logits)
-    rows = []
-    for name in names:
-        grad = kept[name].grad
-        delta = runs.clean_cache[name] - runs.corrupted_cache[name]
-        contrib = (delta * grad).detach()
-        rows.append(_reduce(contrib, act, position))
-    return torch.stack(rows).float().cpu() + base
-
-
-def _reduce(contrib: torch.Tensor, act: str, position: int | None) -> torch.Tensor:
-    """Sum a per-element contribution over each cell's region: [n_cols]."""
-    if act in POSITION_ACTS:  # [b, pos, d]
-        return contrib.sum((0, 2))
-    if act == "pattern":  # [b, h, dest, src]
-        part = contrib if position is None else contrib[:, :, position : position + 1]
-        return part.sum((0, 2, 3))
-    part = contrib if position is None else contrib[:, position : position + 1]  # [b, pos, h, d]
-    return part.sum((0, 1, 3))
+    args = (runs.model, runs.corrupted_tokens, runs.clean_cache, runs.metric)
+    if act in POSITION_ACTS:
+        return getattr(attribution, f"get_act_patch_{act}")(*args).cpu()
+    name = f"get_act_patch_attn_head_{_HEAD_SWEEPS[act]}_{'all_pos' if position is None else 'by_pos'}"
+    est = getattr(attribution, name)(*args).cpu()
+    if position is None:
+        return est  # [layer, head]
+    return est[:, :, position] if act == "pattern" else est[:, position, :]  # [layer, head, dest] / [layer, pos, head]

@@ -1,6 +1,7 @@
 /** Patcher CSS (static text), injected once per document next to the shared styles. */
 const CSS = `
 .lw-root[data-widget="patcher"] { max-width: 100%; }
+.lw-root[data-widget="patcher"] [hidden] { display: none !important; }
 .lw-patch-layout { display: flex; flex-direction: column; gap: 8px; width: 100%; }
 .lw-patch-grids { display: flex; gap: 16px; align-items: flex-start; flex-wrap: wrap; }
 .lw-patch-panel { display: flex; flex-direction: column; gap: 2px; }

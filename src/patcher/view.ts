@@ -11,16 +11,17 @@ import { Frame } from "../shared/frame";
 import type { Cell, Overlay } from "../shared/grid";
 import { Legend } from "../shared/legend";
 import { decodeOrEmpty, EMPTY, type Tensor } from "../shared/tensor";
-import { visibleToken } from "../shared/tokens";
 import { getInt, getString, getStrings } from "../shared/traits";
 import type { Cleanup, RenderProps, WidgetModel } from "../shared/types";
 import { ChipList } from "./chips";
 import { Controls } from "./controls";
 import { copyText } from "./copy";
-import { IDLE, step, type DragInput, type DragState, type Effect, type Target } from "./drag";
+import type { DragState, Effect, Target } from "./drag";
 import { fillCells, GridPanel, outlineRect } from "./grids";
 import { gridKey } from "./keyboard";
+import { colName, describe, type LabelContext } from "./labels";
 import { MetricPanel } from "./metric";
+import { PointerDrag } from "./pointer";
 import { inGrid, isSingle, rectKey, type Rect } from "./rect";
 import {
   act as readAct,
@@ -28,7 +29,6 @@ import {
   gridCols,
   headPosition,
   isHeadAct,
-  KV_ACTS,
   metric,
   patchMessage,
   progress,
@@ -71,7 +71,7 @@ export class PatcherView {
   private readonly ghost: HTMLDivElement;
   private readonly notice: HTMLDivElement;
 
-  private drag: DragState = IDLE;
+  readonly drag: PointerDrag;
   private selection: Rect | null = null;
   private anchor: Cell | null = null;
   private cursor: Cell | null = null;
@@ -80,7 +80,6 @@ export class PatcherView {
   private diff: Tensor = EMPTY;
   private sweepValues: Tensor = EMPTY;
   private scale: ColorScale;
-  private stopDrag: (() => void) | null = null;
 
   constructor(private readonly model: WidgetModel, host: HTMLElement) {
     injectPatcherStyles();
@@ -89,6 +88,11 @@ export class PatcherView {
     const d = f.disposer;
     this.scale = divergingScale(1, f.theme.dark);
     this.root.dataset.drag = "idle";
+    this.drag = new PointerDrag({
+      hit: (x, y) => this.hit(x, y),
+      selection: () => ({ rect: this.selection, anchor: this.anchor }),
+      apply: (effects, state, x, y) => this.applyDrag(effects, state, x, y),
+    });
 
     this.controls = new Controls(d, {
       act: (v) => this.setTrait("act", v),
@@ -154,12 +158,12 @@ export class PatcherView {
     );
     const canvas = this.clean.canvas;
     canvas.setAttribute("data-lm-suppress-shortcuts", "true");
-    d.listen(canvas, "pointerdown", (ev) => this.onPointerDown(ev));
+    d.listen(canvas, "pointerdown", (ev) => this.drag.down(ev, () => canvas.focus({ preventScroll: true })));
     d.listen(canvas, "keydown", (ev) => this.onKey(ev));
     d.listen(canvas, "mousemove", (ev) => this.onHover(ev, "clean"));
     d.listen(this.corrupted.canvas, "mousemove", (ev) => this.onHover(ev, "corrupted"));
     for (const c of [canvas, this.corrupted.canvas]) d.listen(c, "mouseleave", () => this.frame.tooltip.hide());
-    d.add(() => this.stopDrag?.());
+    d.add(() => this.drag.detach());
 
     const on = (keys: string[], fn: () => void) => keys.forEach((k) => d.onModel(model, `change:${k}`, fn));
     on(["dims", "act", "head_position", "clean_str_tokens", "corrupted_str_tokens", "token_differs", "cell_diff", "sweep", "cell_size", "acts", "act_labels", "prompt_index"], () => this.renderAll());
@@ -256,65 +260,26 @@ export class PatcherView {
     return { kind: "none" };
   }
 
-  private onPointerDown(ev: PointerEvent): void {
-    if (ev.button !== 0 || this.drag.phase !== "idle") return;
-    ev.preventDefault();
-    this.clean.canvas.focus({ preventScroll: true });
-    this.feed({ type: "down", target: this.hit(ev.clientX, ev.clientY), x: ev.clientX, y: ev.clientY, shift: ev.shiftKey, selection: this.selection, anchor: this.anchor });
-    if (this.drag.phase === "idle") return;
-    const move = (e: PointerEvent) => {
-      this.feed({ type: "move", target: this.hit(e.clientX, e.clientY), x: e.clientX, y: e.clientY });
-      this.placeGhost(e.clientX, e.clientY);
-    };
-    const up = (e: PointerEvent) => this.feed({ type: "up", target: this.hit(e.clientX, e.clientY), x: e.clientX, y: e.clientY });
-    const cancel = () => this.feed({ type: "cancel" });
-    const key = (e: KeyboardEvent) => {
-      if (e.key === "Escape") {
-        e.preventDefault();
-        e.stopPropagation();
-        cancel();
-      }
-    };
-    window.addEventListener("pointermove", move);
-    window.addEventListener("pointerup", up);
-    window.addEventListener("pointercancel", cancel);
-    window.addEventListener("keydown", key, true);
-    this.stopDrag = () => {
-      window.removeEventListener("pointermove", move);
-      window.removeEventListener("pointerup", up);
-      window.removeEventListener("pointercancel", cancel);
-      window.removeEventListener("keydown", key, true);
-      this.stopDrag = null;
-    };
-  }
-
-  /** Run one input through the state machine and apply its effects. */
-  feed(input: DragInput): Effect[] {
-    const { state, effects } = step(this.drag, input);
-    this.drag = state;
+  /** Apply the drag machine's effects: selection, hover target, drops; then repaint. */
+  private applyDrag(effects: Effect[], state: DragState, x: number, y: number): void {
     for (const e of effects) {
       if (e.type === "select") this.select(e.rect, e.anchor);
       else if (e.type === "hover") this.over = e.over;
       else if (e.type === "drop") {
-        this.select(e.rect, e.rect.r0 === e.rect.r1 && e.rect.c0 === e.rect.c1 ? { row: e.rect.r0, col: e.rect.c0 } : this.anchor);
+        this.select(e.rect, isSingle(e.rect) ? { row: e.rect.r0, col: e.rect.c0 } : this.anchor);
         this.patch(e.rect, e.target === "ablate" ? this.ablation : "clean");
       }
     }
-    if (state.phase === "idle") {
-      this.over = { kind: "none" };
-      this.stopDrag?.();
-    }
+    if (state.phase === "idle") this.over = { kind: "none" };
     this.root.dataset.drag = state.phase;
     this.ablate.dataset.over = String(state.phase === "dragging" && this.over.kind === "ablate");
     this.ghost.hidden = state.phase !== "dragging";
-    if (state.phase === "dragging") this.ghost.textContent = this.describe(state.payload) + (this.over.kind === "ablate" ? ` → ${this.ablation} ablate` : "");
+    if (state.phase === "dragging") {
+      this.ghost.textContent = this.describe(state.payload) + (this.over.kind === "ablate" ? ` → ${this.ablation} ablate` : "");
+      this.ghost.style.left = `${x + 14}px`;
+      this.ghost.style.top = `${y + 10}px`;
+    }
     this.paint();
-    return effects;
-  }
-
-  private placeGhost(x: number, y: number): void {
-    this.ghost.style.left = `${x + 14}px`;
-    this.ghost.style.top = `${y + 10}px`;
   }
 
   private select(rect: Rect | null, anchor: Cell | null): void {
@@ -344,31 +309,20 @@ export class PatcherView {
   }
 
   // -- labels and tooltips ------------------------------------------------------------------------
+  private labels(): LabelContext {
+    return { act: this.act, dims: this.dims, tokens: getStrings(this.model, "clean_str_tokens"), position: headPosition(this.model) };
+  }
+
   private colName(col: number): string {
-    const act = this.act;
-    if (!isHeadAct(act)) {
-      const tok = getStrings(this.model, "clean_str_tokens")[col];
-      return `pos ${col}${tok === undefined ? "" : ` ${visibleToken(tok)}`}`;
-    }
-    return `${KV_ACTS.includes(act) && this.dims.nKvHeads !== this.dims.nHeads ? "KV" : "H"}${col}`;
+    return colName(this.labels(), col);
   }
 
   private describe(r: Rect): string {
-    const span = (a: number, b: number) => (a === b ? `${a}` : `${a}–${b}`);
-    const act = this.act;
-    const cols = isHeadAct(act)
-      ? `${KV_ACTS.includes(act) && this.dims.nKvHeads !== this.dims.nHeads ? "KV" : "H"}${span(r.c0, r.c1)} · ${this.positionText()}`
-      : `pos ${span(r.c0, r.c1)}`;
-    return `${act} L${span(r.r0, r.r1)} · ${cols}`;
-  }
-
-  private positionText(): string {
-    const p = headPosition(this.model);
-    return p === null ? "all pos" : `${this.act === "pattern" ? "dest" : "pos"} ${p}`;
+    return describe(this.labels(), r);
   }
 
   private onHover(ev: MouseEvent, which: "clean" | "corrupted"): void {
-    if (this.drag.phase !== "idle") return;
+    if (this.drag.state.phase !== "idle") return;
     const panel = which === "clean" ? this.clean : this.corrupted;
     const cell = panel.grid.cellAt(ev);
     if (!cell) return this.frame.tooltip.hide();
@@ -472,7 +426,8 @@ export class PatcherView {
       patched += cells.length;
       overlays.push(fillCells(cells, rgba(chip.mode === "clean" ? theme.accent : theme.error, 0.55)));
     }
-    const preview = this.drag.phase === "dragging" && this.over.kind === "corrupted" ? this.drag.payload : null;
+    const ds = this.drag.state;
+    const preview = ds.phase === "dragging" && this.over.kind === "corrupted" ? ds.payload : null;
     if (preview) overlays.push(outlineRect(preview, theme.accent, 2, true));
     const cd = this.corrupted.canvas.dataset;
     cd.dropPreview = rectKey(preview);

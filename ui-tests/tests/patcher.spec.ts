@@ -19,12 +19,13 @@ import {
 const CLEAN = 'The cat sat on the mat. The dog';
 const CORRUPTED = 'The dog sat on the log. The cat';
 
-/** Client coordinates of the centre of cell (row, col) of a grid canvas. */
-async function cellPoint(
-  canvas: Locator,
-  row: number,
-  col: number
-): Promise<{ x: number; y: number }> {
+interface IPoint {
+  x: number;
+  y: number;
+}
+
+/** Viewport coordinates of the centre of cell (row, col) of a grid canvas. */
+async function cellPoint(canvas: Locator, row: number, col: number): Promise<IPoint> {
   const box = await canvas.boundingBox();
   if (!box) {
     throw new Error('canvas is not visible');
@@ -33,15 +34,32 @@ async function cellPoint(
   return { x: box.x + p.x, y: box.y + p.y };
 }
 
-/** Press on a cell of ``from``, move in steps to ``to`` (a point), release there. */
-async function dragTo(
+/** Viewport coordinates of the centre of an element. */
+async function centre(locator: Locator): Promise<IPoint> {
+  const box = await locator.boundingBox();
+  if (!box) {
+    throw new Error('element is not visible');
+  }
+  return { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+}
+
+/**
+ * Scroll the grids into view (running cells scrolls the notebook), press on cell
+ * ``from`` of the clean grid, move in steps to the point ``to()`` returns (computed
+ * after scrolling), release there.
+ */
+async function dragCell(
   page: IJupyterLabPageFixture,
-  from: { x: number; y: number },
-  to: { x: number; y: number }
+  clean: Locator,
+  from: [number, number],
+  to: () => Promise<IPoint>
 ): Promise<void> {
-  await page.mouse.move(from.x, from.y);
+  await clean.scrollIntoViewIfNeeded();
+  const start = await cellPoint(clean, from[0], from[1]);
+  const end = await to();
+  await page.mouse.move(start.x, start.y);
   await page.mouse.down();
-  await page.mouse.move(to.x, to.y, { steps: 12 });
+  await page.mouse.move(end.x, end.y, { steps: 12 });
   await page.mouse.up();
 }
 
@@ -71,8 +89,6 @@ test.describe('drag-to-patch', () => {
     const chips = root.getByTestId('lw-chip');
     await expect(root).toHaveAttribute('data-widget', 'patcher');
     await expect(clean).toBeVisible();
-    await clean.scrollIntoViewIfNeeded();
-
     const n = await kernelValue<number>(page, 'w.runs.n_pos');
     const lastLayer = TINY.nLayers - 1;
 
@@ -88,11 +104,8 @@ test.describe('drag-to-patch', () => {
     });
 
     await test.step('drag the last position of the last layer onto the corrupted grid', async () => {
-      await dragTo(
-        page,
-        await cellPoint(clean, lastLayer, n - 1),
-        await cellPoint(corrupted, 0, 0) // any cell: the patch lands on the same cell
-      );
+      // Release on any cell of the corrupted grid: the patch lands on the same cell.
+      await dragCell(page, clean, [lastLayer, n - 1], () => cellPoint(corrupted, 0, 0));
       await expect(chips).toHaveCount(1);
       await expect(chips.first().getByTestId('lw-chip-label')).toHaveText(
         `resid_pre · L${lastLayer} · pos ${n - 1}`
@@ -117,7 +130,7 @@ test.describe('drag-to-patch', () => {
     });
 
     await test.step('removing the chip returns the metric to the corrupted run', async () => {
-      await chips.first().getByTestId('lw-chip-remove').click();
+      await chips.first().getByTestId('lw-chip-remove').click(); // click() scrolls it into view
       await expect(chips).toHaveCount(0);
       await expect.poll(() => shownMetric(root)).toBe(0);
       expect(await kernelValue(page, 'w.patches')).toEqual([]);
@@ -141,7 +154,6 @@ test.describe('drag-to-patch', () => {
     const root = outputLocator(page, index).getByTestId('lw-root');
     const clean = root.getByTestId('lw-clean-grid');
     const chips = root.getByTestId('lw-chip');
-    await clean.scrollIntoViewIfNeeded();
     const n = await kernelValue<number>(page, 'w.runs.n_pos');
 
     await test.step('select with the keyboard, Enter patches, Delete removes', async () => {
@@ -162,22 +174,16 @@ test.describe('drag-to-patch', () => {
     await test.step('dropping on the ablate target mean-ablates', async () => {
       await root.getByTestId('lw-ablation-mode').selectOption('mean');
       await expect.poll(() => kernelValue(page, 'w.ablation')).toBe('mean');
-      const target = root.getByTestId('lw-ablate-target');
-      const box = await target.boundingBox();
-      await dragTo(page, await cellPoint(clean, 1, 2), {
-        x: box!.x + box!.width / 2,
-        y: box!.y + box!.height / 2
-      });
+      await dragCell(page, clean, [1, 2], () => centre(root.getByTestId('lw-ablate-target')));
       await expect(chips).toHaveCount(1);
       await expect(chips.first()).toHaveAttribute('data-mode', 'mean');
       await expect(root).toHaveAttribute('data-busy', 'false');
     });
 
     await test.step('a released drag outside any target does nothing', async () => {
-      const box = await clean.boundingBox();
-      await dragTo(page, await cellPoint(clean, 0, 1), {
-        x: box!.x + box!.width / 2,
-        y: box!.y + box!.height + 150
+      await dragCell(page, clean, [0, 1], async () => {
+        const box = await clean.boundingBox();
+        return { x: box!.x - 12, y: box!.y + box!.height / 2 }; // over the row labels
       });
       await expect(root).toHaveAttribute('data-drag', 'idle');
       await expect(chips).toHaveCount(1);
@@ -203,19 +209,36 @@ test.describe('drag-to-patch', () => {
       await expect(clean).toHaveAttribute('data-overlay', 'diff');
     });
 
-    await test.step('a long sweep can be cancelled from the browser', async () => {
-      await runCode(page, 'w.sweep_options = {"max_batch": 1, "method": "naive"}');
-      await root.getByTestId('lw-act-select').selectOption('z');
-      await expect(clean).toHaveAttribute('data-cols', String(TINY.nHeads));
-      await root.getByTestId('lw-sweep-exact').click();
-      // The kernel is idle while the sweep runs in its thread, so it hears "cancel".
-      await root.getByTestId('lw-sweep-cancel').click();
-      await expect(root.getByTestId('lw-sweep-status')).toHaveAttribute(
-        'data-state',
-        /cancelled|done/,
-        { timeout: 60_000 }
+    await test.step('a running sweep can be cancelled from the browser', async () => {
+      // A metric that holds the sweep's thread until the cancel arrives: the sweep is
+      // certainly running when Cancel is clicked, with no timing assumption.
+      const { index: i2 } = await runCode(
+        page,
+        [
+          'import threading, time',
+          'def held_metric(logits):',
+          '    if threading.current_thread().name == "lenswidget-patcher-sweep":',
+          '        deadline = time.monotonic() + 60',
+          '        while not w2.cancel_requested and time.monotonic() < deadline:',
+          '            time.sleep(0.02)',
+          '    return logits[:, -1, 3].mean() - logits[:, -1, 4].mean()',
+          `w2 = patcher(model, ${JSON.stringify(CLEAN)}, ${JSON.stringify(CORRUPTED)}, metric=held_metric, act="z", sweep_options={"max_batch": 1})`,
+          'w2'
+        ].join('\n')
       );
-      expect(await kernelValue(page, 'w.sweep_state')).toMatch(/cancelled|done/);
+      const root2 = outputLocator(page, i2).getByTestId('lw-root');
+      const status = root2.getByTestId('lw-sweep-status');
+      await root2.getByTestId('lw-sweep-exact').click();
+      await expect(status).toHaveAttribute('data-state', 'running');
+      await expect(root2.getByTestId('lw-sweep-progress')).toBeVisible();
+      await expect(root2.getByTestId('lw-sweep-exact')).toBeDisabled();
+      // The kernel is idle while the sweep runs in its thread, so it hears "cancel".
+      await root2.getByTestId('lw-sweep-cancel').click();
+      await expect(status).toHaveAttribute('data-state', 'cancelled');
+      expect(await kernelValue(page, 'w2.sweep_state')).toBe('cancelled');
+      expect(await kernelValue(page, 'w2.sweep["complete"]')).toBe(false);
+      await expect(root2.getByTestId('lw-legend-caption')).toContainText('partial');
+      await expect(root2.getByTestId('lw-sweep-exact')).toBeEnabled();
     });
   });
 });

@@ -99,12 +99,13 @@ def run_fast(
         for start in range(0, len(group), size):
             progress.check(out)
             chunk = group[start : start + size]
-            vals, order = _run_chunk(ops, bl, act, setter, rows, clean_of, chunk, p0, end, read_rel, read_abs, metric)
+            vals, order = _run_chunk(ops, bl, act, setter, rows, clean_of, chunk, p0, end, read_rel, read_abs, metric,
+                                     lambda: progress.check(out))
             out[order] = vals
             progress.advance(len(chunk))
 
 
-def _run_chunk(ops, bl, act, setter, rows, clean_of, chunk: List[Cell], p0, end, read_rel, read_abs, metric):
+def _run_chunk(ops, bl, act, setter, rows, clean_of, chunk: List[Cell], p0, end, read_rel, read_abs, metric, check):
     entries, ids = {}, {}
     for l, cells in groupby(chunk, key=lambda c: c.layer):
         cells = list(cells)
@@ -119,7 +120,7 @@ def _run_chunk(ops, bl, act, setter, rows, clean_of, chunk: List[Cell], p0, end,
         ids.setdefault(e, []).extend(c.index for c in cells)
     entries = {e: torch.cat(xs, 0) if len(xs) > 1 else xs[0] for e, xs in entries.items()}
     order = [i for e in sorted(ids) for i in ids[e]]
-    final = run_staircase(ops, bl.prefix_kv, entries, p0, read_rel)
+    final = run_staircase(ops, bl.prefix_kv, entries, p0, read_rel, check)
     logits = ops.logits(final)  # [R, B, len(read_abs), V]
     sel = _assemble(logits, bl.logits, metric.positions, read_abs)
     return metric.evaluate(sel), order

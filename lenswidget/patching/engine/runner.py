@@ -9,7 +9,7 @@ all runs. The last block only computes the outputs of the positions the metric r
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -64,12 +64,14 @@ def run_staircase(
     entries: Dict[int, torch.Tensor],
     p0: int,
     read_rel: torch.Tensor,
+    check: Optional[Callable[[], None]] = None,
 ) -> torch.Tensor:
     """Residual at the read positions for every run, stacked in order of entry layer.
 
     ``entries[e]`` [R_e, B, S, d_model]: runs whose block ``e`` is the first to recompute
     (``e == n_layers``: nothing to recompute). ``prefix_kv[l]`` = (k, v) [B, H_kv, T, d_head]
     of the corrupted run (rotated keys). Returns [sum R_e, B, len(read_rel), d_model].
+    ``check()`` is called before every block (it may raise to cancel).
     """
     L = ops.n_layers
     state: Optional[torch.Tensor] = None
@@ -79,6 +81,8 @@ def run_staircase(
             state = entries[l] if state is None else torch.cat([state, entries[l]], dim=0)
         if state is None:
             continue
+        if check is not None:
+            check()
         prefix = None
         if p0 > 0:
             k, v = prefix_kv[l]

@@ -88,7 +88,6 @@ def _attn_out(act, lops: LayerOps, bl: Baseline, l, p0, end, patched, U) -> torc
 
 def _patched_z(act, lops: LayerOps, bl: Baseline, l, p0, end, patched) -> torch.Tensor:
     """z [R, B, S, H, d_head] after patching q/k/v/pattern/scores; unchanged heads keep the cache."""
-    R = patched.shape[0]
     H = lops.n_heads
     z_corr = bl.get("z", l)[:, p0:end]
     G = H // lops.hook_kv
