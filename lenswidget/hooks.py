@@ -149,6 +149,8 @@ class HookPoint(nn.Module):
     def remove_hooks(self, dir: str = "fwd", including_permanent: bool = False, level: Optional[int] = None) -> None:
         """Remove hooks of direction ``dir`` ("fwd", "bwd", "both"), optionally only one level."""
         _check_dir(dir, allow_both=True)
+        if not self.fwd_hooks and not self.bwd_hooks:  # the common case: nothing attached
+            return
 
         def keep(h: LensHandle) -> bool:
             drop = (including_permanent or not h.is_permanent) and (level is None or h.context_level == level)
