@@ -252,7 +252,8 @@ def process_state_dict(
     """Apply the requested steps in order; return the state dict and the normalization type
     the model must use to run it (``"LNPre"``/``"RMSPre"`` after folding, else unchanged).
 
-    Low-precision tensors are processed in float32 and cast back to their dtype.
+    Low-precision tensors are processed in float32 and cast back to their dtype. ``inplace``
+    lets the steps write into the tensors (see the module docstring); refactoring never does.
     """
     c = _cfg(cfg)
     norm_type = getattr(c, "normalization_type", None)
