@@ -620,3 +620,12 @@ def test_config_variants_agree_across_attention_paths(overrides):
         assert (cache["blocks.0.attn.hook_pattern"].triu(1) > 0).any()
     if overrides.get("normalization_type", "LN") is None:
         assert not any("ln" in n for n in m.hook_dict)
+
+
+def test_post_norms_keep_their_weights_in_a_folded_config():
+    # Gemma-2 post-norms are never folded, so a model built from an RMSPre config still has them.
+    model = tiny_model("gemma2", normalization_type="RMSPre")
+    for block in model.blocks:
+        assert block.ln1_post.w.shape == (model.cfg.d_model,)
+        assert block.ln2_post.w.shape == (model.cfg.d_model,)
+    assert not hasattr(model.blocks[0].ln1, "w")

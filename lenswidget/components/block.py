@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from lenswidget.components.attention import make_attention
 from lenswidget.components.mlp import make_mlp
-from lenswidget.components.norms import make_norm
+from lenswidget.components.norms import make_norm, make_post_norm
 from lenswidget.components.rotary import RotaryTable
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
@@ -41,12 +41,12 @@ class TransformerBlock(nn.Module):
         self.ln1 = make_norm(cfg)
         self.attn = make_attention(cfg, block_index, rotary)
         if cfg.use_normalization_before_and_after:
-            self.ln1_post = make_norm(cfg)
+            self.ln1_post = make_post_norm(cfg)
         if not cfg.attn_only:
             self.ln2 = make_norm(cfg)
             self.mlp = make_mlp(cfg)
             if cfg.use_normalization_before_and_after:
-                self.ln2_post = make_norm(cfg)
+                self.ln2_post = make_post_norm(cfg)
         self.hook_resid_pre = HookPoint()
         self.hook_attn_out = HookPoint()
         if not cfg.attn_only:

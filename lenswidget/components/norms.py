@@ -117,3 +117,13 @@ def make_norm(cfg: HookedTransformerConfig, final: bool = False, length: Optiona
     elif final and cfg.final_rms and kind == "LNPre":
         kind = "RMSPre"
     return NORMS[kind](cfg, length)
+
+
+def make_post_norm(cfg: HookedTransformerConfig) -> Optional[nn.Module]:
+    """The norm applied to a sublayer's output (Gemma-2 ``ln1_post``/``ln2_post``).
+
+    Weight processing never folds these (nothing linear follows them inside the sublayer), so
+    they keep their weights even when ``cfg.normalization_type`` says the pre-norms were folded.
+    """
+    kind = {"LNPre": "LN", "RMSPre": "RMS"}.get(cfg.normalization_type, cfg.normalization_type)
+    return None if kind is None else NORMS[kind](cfg, None)
