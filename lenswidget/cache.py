@@ -214,6 +214,13 @@ class ActivationCache:
         """
         return self._apply_ln(residual_stack, layer, mlp_input, pos_slice, batch_slice, has_batch_dim, False)
 
+    def _finish_stack(self, stack, labels, layer, mlp_input, pos_slice, apply_ln, return_labels):
+        """The end of every decomposition: scale the (freshly built) stack in place when ``apply_ln``,
+        then return it, with its labels when ``return_labels``."""
+        if apply_ln:
+            stack = self._apply_ln(stack, layer, mlp_input, pos_slice, None, True, True)
+        return (stack, labels) if return_labels else stack
+
     def _apply_ln(self, stack, layer, mlp_input, pos_slice, batch_slice, has_batch_dim, inplace):
         norm = getattr(self.model.cfg, "normalization_type", None)
         layer = self._layers_covered(layer)
@@ -270,9 +277,7 @@ class ActivationCache:
                 parts.append(self._get(f"blocks.{l}.hook_resid_mid"))
                 labels.append(f"{l}_mid")
         stack = torch.stack([self._pos(p, pos_slice) for p in parts])
-        if apply_ln:
-            stack = self._apply_ln(stack, layer, mlp_input, pos_slice, None, True, True)
-        return (stack, labels) if return_labels else stack
+        return self._finish_stack(stack, labels, layer, mlp_input, pos_slice, apply_ln, return_labels)
 
     def decompose_resid(
         self,
@@ -319,9 +324,7 @@ class ActivationCache:
         else:
             ref = self._pos(self._resid_input(layer, mlp_input), pos_slice)
             stack = ref.new_zeros((0,) + tuple(ref.shape))
-        if apply_ln:
-            stack = self._apply_ln(stack, layer, mlp_input, pos_slice, None, True, True)
-        return (stack, labels) if return_labels else stack
+        return self._finish_stack(stack, labels, layer, mlp_input, pos_slice, apply_ln, return_labels)
 
     # ------------------------------------------------------------------ heads
     def compute_head_results(self) -> None:
@@ -392,9 +395,7 @@ class ActivationCache:
         if incl_remainder:
             out[n] = ref - out[:n].sum(0)
             labels.append("remainder")
-        if apply_ln:
-            out = self._apply_ln(out, layer, False, pos_slice, None, True, True)
-        return (out, labels) if return_labels else out
+        return self._finish_stack(out, labels, layer, False, pos_slice, apply_ln, return_labels)
 
     def stack_activation(self, activation_name: str, layer: int = -1, sublayer_type: Optional[str] = None) -> torch.Tensor:
         """Stack ``activation_name`` over layers < ``layer``: [layers_covered, ...].
@@ -482,9 +483,7 @@ class ActivationCache:
         if incl_remainder:
             out[n] = ref - out[:n].sum(0)
             labels.append("remainder")
-        if apply_ln:
-            out = self._apply_ln(out, layer, False, pos_slice, None, True, True)
-        return (out, labels) if return_labels else out
+        return self._finish_stack(out, labels, layer, False, pos_slice, apply_ln, return_labels)
 
     # ------------------------------------------------------------------ full decomposition
     def get_full_resid_decomposition(
@@ -540,9 +539,7 @@ class ActivationCache:
         bias = self.model.accumulated_bias(layer, reads_attn, include_mlp_biases=expand_neurons)
         out[i] = bias.to(out.device, out.dtype)
         labels.append("bias")
-        if apply_ln:
-            out = self._apply_ln(out, layer, mlp_input, pos_slice, None, True, True)
-        return (out, labels) if return_labels else out
+        return self._finish_stack(out, labels, layer, mlp_input, pos_slice, apply_ln, return_labels)
 
     # ------------------------------------------------------------------ logit attribution
     def _token_tensor(self, tokens: Any) -> torch.Tensor:

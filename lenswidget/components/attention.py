@@ -86,13 +86,18 @@ class Attention(nn.Module):
             object.__setattr__(self, "rotary", None)
         self.sync_optional_hooks()
 
-    def _init_kv_params(self) -> None:
+    def _new_kv_params(self, n: int) -> tuple[nn.Parameter, nn.Parameter, nn.Parameter, nn.Parameter]:
+        """Fresh ``(W_K, W_V, b_K, b_V)`` for ``n`` key/value heads."""
         cfg = self.cfg
-        n, dm, dh = cfg.n_heads, cfg.d_model, cfg.d_head
-        self.W_K = linear_param((n, dm, dh), (0, 2, 1), dtype=cfg.dtype)
-        self.W_V = linear_param((n, dm, dh), (0, 2, 1), dtype=cfg.dtype)
-        self.b_K = nn.Parameter(torch.zeros(n, dh, dtype=cfg.dtype))
-        self.b_V = nn.Parameter(torch.zeros(n, dh, dtype=cfg.dtype))
+        dm, dh = cfg.d_model, cfg.d_head
+        W_K = linear_param((n, dm, dh), (0, 2, 1), dtype=cfg.dtype)
+        W_V = linear_param((n, dm, dh), (0, 2, 1), dtype=cfg.dtype)
+        b_K = nn.Parameter(torch.zeros(n, dh, dtype=cfg.dtype))
+        b_V = nn.Parameter(torch.zeros(n, dh, dtype=cfg.dtype))
+        return W_K, W_V, b_K, b_V
+
+    def _init_kv_params(self) -> None:
+        self.W_K, self.W_V, self.b_K, self.b_V = self._new_kv_params(self.cfg.n_heads)
 
     # grouped weights as stored (overridden by GQA); these feed the projections
     def _kv_weights(self):
@@ -217,12 +222,7 @@ class GroupedQueryAttention(Attention):
     LAYOUTS = {"W_Q": (0, 2, 1), "_W_K": (0, 2, 1), "_W_V": (0, 2, 1), "W_O": (2, 0, 1)}
 
     def _init_kv_params(self) -> None:
-        cfg = self.cfg
-        n_kv, dm, dh = cfg.n_key_value_heads, cfg.d_model, cfg.d_head
-        self._W_K = linear_param((n_kv, dm, dh), (0, 2, 1), dtype=cfg.dtype)
-        self._W_V = linear_param((n_kv, dm, dh), (0, 2, 1), dtype=cfg.dtype)
-        self._b_K = nn.Parameter(torch.zeros(n_kv, dh, dtype=cfg.dtype))
-        self._b_V = nn.Parameter(torch.zeros(n_kv, dh, dtype=cfg.dtype))
+        self._W_K, self._W_V, self._b_K, self._b_V = self._new_kv_params(self.cfg.n_key_value_heads)
 
     def _kv_weights(self):
         return self._W_K, self._b_K, self._W_V, self._b_V

@@ -14,10 +14,11 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 MANIFEST = "lenswidget-manifest.json"
 _TMP_TAG = ".tmp-"
+T = TypeVar("T")
 
 
 def cache_root() -> Path:
@@ -61,6 +62,17 @@ def _write_manifest(path: Path) -> None:
     _fsync(path)
 
 
+def _retry_until(acquire: Callable[[], T], busy: type[BaseException], deadline: float, lock_path: Path) -> T:
+    """Call ``acquire`` every 0.2 s while it raises ``busy``; TimeoutError once past ``deadline``."""
+    while True:
+        try:
+            return acquire()
+        except busy:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for lock {lock_path}") from None
+            time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def file_lock(lock_path: Path, timeout: float = 1800.0) -> Iterator[None]:
     """Exclusive inter-process lock on ``lock_path`` (``flock``; an exclusive-create file elsewhere)."""
@@ -72,27 +84,15 @@ def file_lock(lock_path: Path, timeout: float = 1800.0) -> Iterator[None]:
         fcntl = None
     if fcntl is not None:
         with open(lock_path, "a+") as fh:
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"timed out waiting for lock {lock_path}") from None
-                    time.sleep(0.2)
+            _retry_until(lambda: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB), BlockingIOError, deadline, lock_path)
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         return
-    while True:  # pragma: no cover - non-POSIX
-        try:
-            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for lock {lock_path}") from None
-            time.sleep(0.2)
+    fd = _retry_until(  # pragma: no cover - non-POSIX
+        lambda: os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY), FileExistsError, deadline, lock_path
+    )
     try:
         yield
     finally:

@@ -1,4 +1,6 @@
 /** Patcher CSS (static text), injected once per document next to the shared styles. */
+import { injectStyleOnce } from "../shared/styles";
+
 const CSS = `
 .lw-root[data-widget="patcher"] { max-width: 100%; }
 .lw-root[data-widget="patcher"] [hidden] { display: none !important; }
@@ -53,9 +55,5 @@ const CSS = `
 const STYLE_ID = "lenswidget-patcher-styles";
 
 export function injectPatcherStyles(doc: Document = document): void {
-  if (doc.getElementById(STYLE_ID)) return;
-  const style = doc.createElement("style");
-  style.id = STYLE_ID;
-  style.textContent = CSS;
-  doc.head.append(style);
+  injectStyleOnce(STYLE_ID, CSS, doc);
 }

@@ -3,7 +3,7 @@
  * in the style of the shared heatmap figures.
  */
 import type { ColorScale } from "../shared/colors";
-import { downloadBlob, downloadUrl } from "../shared/download";
+import { downloadCanvasPng, downloadSvg } from "../shared/download";
 import { escapeXml } from "../shared/figure";
 import { formatValue } from "../shared/format";
 import type { Theme } from "../shared/theme";
@@ -98,18 +98,9 @@ export function barsCanvas(f: BarFigure, pixelRatio = 2): HTMLCanvasElement | nu
 }
 
 export function exportBarsSvg(f: BarFigure, filename: string): string {
-  const svg = barsSvg(f);
-  downloadBlob(new Blob([svg], { type: "image/svg+xml" }), filename);
-  return svg;
+  return downloadSvg(barsSvg(f), filename);
 }
 
 export function exportBarsPng(f: BarFigure, filename: string): boolean {
-  const canvas = barsCanvas(f);
-  if (!canvas) return false;
-  if (typeof canvas.toBlob === "function") {
-    canvas.toBlob((blob) => (blob ? downloadBlob(blob, filename) : downloadUrl(canvas.toDataURL("image/png"), filename)), "image/png");
-  } else {
-    downloadUrl(canvas.toDataURL("image/png"), filename);
-  }
-  return true;
+  return downloadCanvasPng(barsCanvas(f), filename);
 }

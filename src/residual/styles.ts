@@ -1,4 +1,6 @@
 /** CSS of the residual explorer (static text, injected once); colours from `--jp-*`. */
+import { injectStyleOnce } from "../shared/styles";
+
 const CSS = `
 .lw-res-controls { max-width: 900px; }
 .lw-res-wrap { flex-wrap: wrap; }
@@ -45,9 +47,5 @@ const CSS = `
 const STYLE_ID = "lenswidget-residual-styles";
 
 export function injectResidualStyles(doc: Document = document): void {
-  if (doc.getElementById(STYLE_ID)) return;
-  const style = doc.createElement("style");
-  style.id = STYLE_ID;
-  style.textContent = CSS;
-  doc.head.append(style);
+  injectStyleOnce(STYLE_ID, CSS, doc);
 }

@@ -18,15 +18,14 @@ export function downloadBlob(blob: Blob, filename: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-export function exportSvg(spec: FigureSpec, filename: string): string {
-  const svg = figureSvg(spec);
+/** Download an SVG document given as a string; returns the string. */
+export function downloadSvg(svg: string, filename: string): string {
   downloadBlob(new Blob([svg], { type: "image/svg+xml" }), filename);
   return svg;
 }
 
-/** PNG of the figure; falls back to a data URL where `toBlob` is missing. */
-export function exportPng(spec: FigureSpec, filename: string): boolean {
-  const canvas = figureCanvas(spec);
+/** PNG of a canvas; falls back to a data URL where `toBlob` is missing. False when there is no canvas. */
+export function downloadCanvasPng(canvas: HTMLCanvasElement | null, filename: string): boolean {
   if (!canvas) return false;
   if (typeof canvas.toBlob === "function") {
     canvas.toBlob((blob) => (blob ? downloadBlob(blob, filename) : downloadUrl(canvas.toDataURL("image/png"), filename)), "image/png");
@@ -34,4 +33,13 @@ export function exportPng(spec: FigureSpec, filename: string): boolean {
     downloadUrl(canvas.toDataURL("image/png"), filename);
   }
   return true;
+}
+
+export function exportSvg(spec: FigureSpec, filename: string): string {
+  return downloadSvg(figureSvg(spec), filename);
+}
+
+/** PNG of the figure; falls back to a data URL where `toBlob` is missing. */
+export function exportPng(spec: FigureSpec, filename: string): boolean {
+  return downloadCanvasPng(figureCanvas(spec), filename);
 }

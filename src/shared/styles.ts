@@ -50,10 +50,15 @@ const CSS = `
 
 const STYLE_ID = "lenswidget-styles";
 
-export function injectStyles(doc: Document = document): void {
-  if (doc.getElementById(STYLE_ID)) return;
+/** Add a `<style id={id}>` holding `css` to `doc`'s head, unless one with that id is there already. */
+export function injectStyleOnce(id: string, css: string, doc: Document = document): void {
+  if (doc.getElementById(id)) return;
   const style = doc.createElement("style");
-  style.id = STYLE_ID;
-  style.textContent = CSS;
+  style.id = id;
+  style.textContent = css;
   doc.head.append(style);
+}
+
+export function injectStyles(doc: Document = document): void {
+  injectStyleOnce(STYLE_ID, CSS, doc);
 }

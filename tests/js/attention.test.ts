@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { render } from "../../src/attention/view";
 import { installCanvasStub } from "./canvasStub";
-import { allByTestId, byTestId, FakeModel, mouse, u8Payload } from "./fakeModel";
+import { allByTestId, byTestId, centre, FakeModel, mouse, u8Payload } from "./fakeModel";
 
 const XSS = `<img src=x onerror="globalThis.__pwned=1">`;
 const TOKENS = ["<bos>", "Hello", " world", XSS];
@@ -52,10 +52,6 @@ function setup(extra: Record<string, unknown> = {}) {
 
 function thumb(host: HTMLElement, layer: number, head: number): HTMLCanvasElement {
   return host.querySelector(`[data-testid="lw-thumb"][data-layer="${layer}"][data-head="${head}"]`)!;
-}
-
-function centre(canvas: HTMLCanvasElement, r: number, c: number): [number, number] {
-  return [(c + 0.5) * Number(canvas.dataset.cellWidth), (r + 0.5) * Number(canvas.dataset.cellHeight)];
 }
 
 afterEach(() => {

@@ -39,3 +39,25 @@ export function installCanvasStub(): { calls: DrawCall[]; restore: () => void } 
   const spy = vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockImplementation(factory as never);
   return { calls, restore: () => spy.mockRestore() };
 }
+
+/** Capture downloads: the blobs handed to `URL.createObjectURL` and the `download` names of clicked anchors. */
+export function installDownloadStub(): { created: Blob[]; clicks: string[]; restore: () => void } {
+  const created: Blob[] = [];
+  const origCreate = URL.createObjectURL;
+  URL.createObjectURL = ((b: Blob) => {
+    created.push(b);
+    return "blob:x";
+  }) as typeof URL.createObjectURL;
+  const clicks: string[] = [];
+  const click = vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(function (this: HTMLAnchorElement) {
+    clicks.push(this.download);
+  });
+  return {
+    created,
+    clicks,
+    restore: () => {
+      click.mockRestore();
+      URL.createObjectURL = origCreate;
+    },
+  };
+}

@@ -81,6 +81,11 @@ export function mouse(type: string, target: Element, x = 0, y = 0): void {
   target.dispatchEvent(new MouseEvent(type, { clientX: x, clientY: y, bubbles: true }));
 }
 
+/** Client coordinates of the centre of cell (r, c) of a grid canvas: the canvas sits at (0, 0) in happy-dom. */
+export function centre(canvas: HTMLCanvasElement, r: number, c: number): [number, number] {
+  return [(c + 0.5) * Number(canvas.dataset.cellWidth), (r + 0.5) * Number(canvas.dataset.cellHeight)];
+}
+
 export function byTestId<T extends Element = HTMLElement>(root: ParentNode, id: string): T {
   const node = root.querySelector(`[data-testid="${id}"]`);
   if (!node) throw new Error(`no element with data-testid=${id}`);

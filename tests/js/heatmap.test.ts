@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { render } from "../../src/heatmap/view";
-import { installCanvasStub } from "./canvasStub";
-import { allByTestId, byTestId, f32Payload, FakeModel, mouse } from "./fakeModel";
+import { installCanvasStub, installDownloadStub } from "./canvasStub";
+import { allByTestId, byTestId, centre, f32Payload, FakeModel, mouse } from "./fakeModel";
 
 // 3 layers x 2 heads
 const VALUES = [0.5, -1.25, 0, 2, NaN, -0.001];
@@ -24,13 +24,6 @@ function setup(extra: Record<string, unknown> = {}) {
   const cleanup = render({ model, el: host });
   const canvas = byTestId<HTMLCanvasElement>(host, "lw-heatmap-canvas");
   return { model, host, cleanup, canvas };
-}
-
-/** Client coordinates of the centre of cell (r, c): the canvas sits at (0, 0) in happy-dom. */
-function centre(canvas: HTMLCanvasElement, r: number, c: number): [number, number] {
-  const w = Number(canvas.dataset.cellWidth);
-  const h = Number(canvas.dataset.cellHeight);
-  return [(c + 0.5) * w, (r + 0.5) * h];
 }
 
 afterEach(() => {
@@ -114,16 +107,7 @@ describe("head heatmap", () => {
 
   test("draws on a canvas and exports PNG and SVG", () => {
     const stub = installCanvasStub();
-    const created: Blob[] = [];
-    const origCreate = URL.createObjectURL;
-    URL.createObjectURL = ((b: Blob) => {
-      created.push(b);
-      return "blob:x";
-    }) as typeof URL.createObjectURL;
-    const clicks: string[] = [];
-    const click = vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(function (this: HTMLAnchorElement) {
-      clicks.push(this.download);
-    });
+    const { created, clicks, restore } = installDownloadStub();
     try {
       const { host } = setup({ title: "Logit Difference From Each Head" });
       expect(stub.calls.some((c) => c.op === "putImageData")).toBe(true);
@@ -135,8 +119,7 @@ describe("head heatmap", () => {
       expect(stub.calls.some((c) => c.op === "fillText")).toBe(true);
     } finally {
       stub.restore();
-      click.mockRestore();
-      URL.createObjectURL = origCreate;
+      restore();
     }
   });
 

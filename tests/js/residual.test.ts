@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { barOrder } from "../../src/residual/order";
 import { render } from "../../src/residual/view";
-import { installCanvasStub } from "./canvasStub";
-import { allByTestId, byTestId, f32Payload, FakeModel, mouse, u8Payload } from "./fakeModel";
+import { installCanvasStub, installDownloadStub } from "./canvasStub";
+import { allByTestId, byTestId, centre, f32Payload, FakeModel, mouse, u8Payload } from "./fakeModel";
 
 const XSS = `<img src=x onerror="globalThis.__pwned=1">`;
 const XSS_SHOWN = XSS.replace(/ /g, "·"); // tokens are shown with visible whitespace
@@ -96,10 +96,6 @@ function bar(host: HTMLElement, label: string): HTMLElement {
 
 function crumbs(host: HTMLElement): string[] {
   return allByTestId(host, "lw-res-crumb").map((c) => c.textContent ?? "");
-}
-
-function centre(canvas: HTMLCanvasElement, r: number, c: number): [number, number] {
-  return [(c + 0.5) * Number(canvas.dataset.cellWidth), (r + 0.5) * Number(canvas.dataset.cellHeight)];
 }
 
 beforeEach(() => document.body.replaceChildren());
@@ -376,16 +372,7 @@ describe("residual explorer: robustness and export", () => {
 
   test("exports the bars as SVG (escaped) and PNG", async () => {
     const stub = installCanvasStub();
-    const created: Blob[] = [];
-    const origCreate = URL.createObjectURL;
-    URL.createObjectURL = ((b: Blob) => {
-      created.push(b);
-      return "blob:x";
-    }) as typeof URL.createObjectURL;
-    const clicks: string[] = [];
-    const click = vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(function (this: HTMLAnchorElement) {
-      clicks.push(this.download);
-    });
+    const { created, clicks, restore } = installDownloadStub();
     try {
       const { host, model } = setup({ path: ["1_attn_out"], bars: { ...HEADS_L1, labels: [XSS, "L1H1", "L1 b_O"] } });
       byTestId(host, "lw-export-svg").click();
@@ -402,8 +389,7 @@ describe("residual explorer: robustness and export", () => {
       expect(clicks).toContain("residual-all-heads.svg");
     } finally {
       stub.restore();
-      click.mockRestore();
-      URL.createObjectURL = origCreate;
+      restore();
     }
   });
 
