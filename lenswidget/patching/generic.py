@@ -1,7 +1,7 @@
 """``generic_activation_patch``: patch one activation at every index of a sweep.
 
->>> from lenswidget import patching                                             # doctest: +SKIP
->>> results = patching.generic_activation_patch(
+>>> from lenswidget import patching
+>>> results = patching.generic_activation_patch(                                # doctest: +SKIP
 ...     model, corrupted_tokens, clean_cache, metric,
 ...     patch_setter=patching.layer_pos_patch_setter, activation_name="resid_pre",
 ...     index_axis_names=("layer", "pos"))                                      # [n_layers, pos]

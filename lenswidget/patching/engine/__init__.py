@@ -82,7 +82,9 @@ def run_sweep(
         check_clean_shape(tokens, name, act)
         clean[l] = act.to(tokens.device)
     metric = MetricAdapter(patching_metric, tokens.shape[1])
-    act = names[min(names)].split(".")[-1].replace("hook_", "") if names else activation_name
+    if not rows:
+        return torch.zeros(0, device=model.cfg.device)
+    act = names[min(names)].split(".")[-1].replace("hook_", "")  # short name, e.g. "z"
     hook_names = [names[int(r[0])] for r in rows]
     out = torch.full((len(rows),), float("nan"))
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)

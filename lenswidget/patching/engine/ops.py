@@ -31,9 +31,9 @@ def unsupported_reason(model) -> Optional[str]:
         return "shortformer positional embeddings"
     if getattr(cfg, "num_experts", None):
         return "mixture-of-experts MLPs"
-    for name, hp in model.hook_dict.items():
-        if hp.has_hooks("fwd") or hp.has_hooks("bwd") or hp.has_hooks("both"):
-            return f"the model has hooks attached ({name}); they must run, so the hook-based path is used"
+    for name, mod in model.named_modules():
+        if mod._forward_hooks or mod._forward_pre_hooks:
+            return f"the model has hooks attached ({name or 'model'}); they must run, so the hook-based path is used"
     return None
 
 

@@ -14,9 +14,9 @@ With grouped-query attention and ``component="k"``/``"v"``, destination ``dst_he
 the key/value head it reads (``dst_head // group``), so query heads of one group share a
 value; the result is still ``[n_layers, n_heads]``.
 
->>> from lenswidget.tools.analysis import get_act_patch_direct_path                  # doctest: +SKIP
->>> res = get_act_patch_direct_path(model, corrupted_tokens, clean_cache, corrupted_cache,
-...                                 metric, src_layer=2, src_head=1, component="q")  # [n_layers, n_heads]
+>>> from lenswidget.tools.analysis.direct_path_patching import get_act_patch_direct_path
+>>> res = get_act_patch_direct_path(model, corrupted_tokens, clean_cache,  # doctest: +SKIP
+...                                 corrupted_cache, metric, src_layer=2, src_head=1, component="q")
 """
 
 from __future__ import annotations
