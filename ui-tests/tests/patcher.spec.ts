@@ -68,22 +68,27 @@ async function shownMetric(root: Locator): Promise<number> {
   return Number(await root.getByTestId('lw-metric').getAttribute('data-value'));
 }
 
+/** A notebook with the tiny model and `w = patcher(model, CLEAN, CORRUPTED)` shown; its root. */
+async function openPatcher(page: IJupyterLabPageFixture, tmpPath: string, name: string): Promise<Locator> {
+  await openNotebook(page, tmpPath, name);
+  await runCode(page, TINY_MODEL);
+  const { index } = await runCode(
+    page,
+    [
+      'from lenswidget.widgets.patcher import patcher',
+      `w = patcher(model, ${JSON.stringify(CLEAN)}, ${JSON.stringify(CORRUPTED)})`,
+      'w'
+    ].join('\n')
+  );
+  return outputLocator(page, index).getByTestId('lw-root');
+}
+
 test.describe('drag-to-patch', () => {
   test('drag a late residual cell onto the corrupted run, then remove the chip', async ({
     page,
     tmpPath
   }) => {
-    await openNotebook(page, tmpPath, 'patcher.ipynb');
-    await runCode(page, TINY_MODEL);
-    const { index } = await runCode(
-      page,
-      [
-        'from lenswidget.widgets.patcher import patcher',
-        `w = patcher(model, ${JSON.stringify(CLEAN)}, ${JSON.stringify(CORRUPTED)})`,
-        'w'
-      ].join('\n')
-    );
-    const root = outputLocator(page, index).getByTestId('lw-root');
+    const root = await openPatcher(page, tmpPath, 'patcher.ipynb');
     const clean = root.getByTestId('lw-clean-grid');
     const corrupted = root.getByTestId('lw-corrupted-grid');
     const chips = root.getByTestId('lw-chip');
@@ -141,17 +146,7 @@ test.describe('drag-to-patch', () => {
     page,
     tmpPath
   }) => {
-    await openNotebook(page, tmpPath, 'patcher-more.ipynb');
-    await runCode(page, TINY_MODEL);
-    const { index } = await runCode(
-      page,
-      [
-        'from lenswidget.widgets.patcher import patcher',
-        `w = patcher(model, ${JSON.stringify(CLEAN)}, ${JSON.stringify(CORRUPTED)})`,
-        'w'
-      ].join('\n')
-    );
-    const root = outputLocator(page, index).getByTestId('lw-root');
+    const root = await openPatcher(page, tmpPath, 'patcher-more.ipynb');
     const clean = root.getByTestId('lw-clean-grid');
     const chips = root.getByTestId('lw-chip');
     const n = await kernelValue<number>(page, 'w.runs.n_pos');
