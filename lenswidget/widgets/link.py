@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .attention import AttentionInspector
-from .heatmap import HeadHeatmap
+if TYPE_CHECKING:  # no runtime import: heatmap.link() imports this module, so importing it back would cycle
+    from .attention import AttentionInspector
+    from .heatmap import HeadHeatmap
 
 
 class HeadLink:
     """Keeps ``heatmap.selected`` and the inspector's (``layer``, locked ``head``) in step."""
 
-    def __init__(self, heatmap: HeadHeatmap, inspector: AttentionInspector):
+    def __init__(self, heatmap: "HeadHeatmap", inspector: "AttentionInspector"):
         self.heatmap, self.inspector = heatmap, inspector
         heatmap.observe(self._from_heatmap, "selected")
         inspector.observe(self._from_inspector, ["layer", "head"])
@@ -46,8 +47,11 @@ class HeadLink:
             self.heatmap.selected = want
 
 
-def link_heatmap_to_attention(heatmap: HeadHeatmap, inspector: AttentionInspector) -> HeadLink:
+def link_heatmap_to_attention(heatmap: "HeadHeatmap", inspector: "AttentionInspector") -> HeadLink:
     """Link ``heatmap`` clicks to ``inspector``; returns a :class:`HeadLink` (``.unlink()``)."""
+    from .attention import AttentionInspector
+    from .heatmap import HeadHeatmap
+
     if not isinstance(heatmap, HeadHeatmap) or not isinstance(inspector, AttentionInspector):
         raise TypeError("link_heatmap_to_attention(heatmap: HeadHeatmap, inspector: AttentionInspector)")
     return HeadLink(heatmap, inspector)

@@ -9,7 +9,7 @@ const XSS_SHOWN = XSS.replace(/ /g, "·"); // tokens are shown with visible whit
 const TOKENS = ["<bos>", "The", " cat", XSS];
 const N = TOKENS.length;
 
-// A 2-layer, 2-head model, as lenswidget/widgets/residual.py would send it.
+// A 2-layer, 2-head model, as lenswidget/widgets/residual/widget.py would send it.
 const COMPONENTS = {
   level: "components",
   layer: null,

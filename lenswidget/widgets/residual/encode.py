@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 import torch
 
-from ..errors import OutOfRangeError
-from . import codec
-from .residual_answers import token_strings
-from .residual_views import Bars, reduce
+from ...errors import OutOfRangeError
+from .. import codec
+from .answers import token_strings
+from .views import Bars, reduce
 
 PINNED_KINDS = ("bias", "remainder")
 SORTS = ("layer", "value")

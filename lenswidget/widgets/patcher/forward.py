@@ -26,10 +26,10 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from ..kv_cache import HookedTransformerKeyValueCache, HookedTransformerKeyValueCacheEntry
-from ..utils import get_act_name
-from .patcher_patches import Patch, active
-from .patcher_runs import Runs
+from ...kv_cache import HookedTransformerKeyValueCache, HookedTransformerKeyValueCacheEntry
+from ...utils import get_act_name
+from .patches import Patch, active
+from .runs import Runs
 
 SELF_CHECK_TOL = 1e-4
 

@@ -19,8 +19,8 @@ from typing import Any, Optional
 
 import torch
 
-from .residual_answers import Answers
-from .residual_source import Run
+from .answers import Answers
+from .source import Run
 
 
 class Attribution:

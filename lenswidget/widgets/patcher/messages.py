@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .messages import MessageRouter
-from .patcher_patches import MODES
-from .validation import Bool, Int, Nullable, Schema, Str, choices, fail
+from ..messages import MessageRouter
+from .patches import MODES
+from ..validation import Bool, Int, Nullable, Schema, Str, choices, fail
 
 MAX_PROMPT_CHARS = 2000
 MAX_ID = 2**31 - 1

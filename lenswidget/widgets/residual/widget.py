@@ -20,18 +20,18 @@ from typing import Any, Mapping, Optional, Sequence
 import torch
 import traitlets as t
 
-from ..errors import InvalidOptionError, OutOfRangeError
-from . import residual_encode as enc
-from .assets import esm
-from .base import LensWidget
-from .messages import MessageRouter
-from .residual_answers import Answers, resolve
-from .residual_attrib import Attribution
-from .residual_lens import LogitLens
-from .residual_path import Pick, level_of, parse
-from .residual_source import Run, from_cache, run_prompts, run_tokens
-from .residual_views import bars_for, detail, lens_curve, lens_grid, reduce, shape_of
-from .validation import Bool, Int, ListOf, Nullable, Schema, Str, choices
+from ...errors import InvalidOptionError, OutOfRangeError
+from . import encode as enc
+from ..assets import esm
+from ..base import LensWidget
+from ..messages import MessageRouter
+from .answers import Answers, resolve
+from .attrib import Attribution
+from .lens import LogitLens
+from .path import Pick, level_of, parse
+from .source import Run, from_cache, run_prompts, run_tokens
+from .views import bars_for, detail, lens_curve, lens_grid, reduce, shape_of
+from ..validation import Bool, Int, ListOf, Nullable, Schema, Str, choices
 
 VIEWS = ("attribution", "lens")
 MAX_PROMPTS = 64

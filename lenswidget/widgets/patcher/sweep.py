@@ -27,9 +27,9 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from .. import patching
-from .patcher_patches import POSITION_ACTS
-from .patcher_runs import Runs
+from ... import patching
+from .patches import POSITION_ACTS
+from .runs import Runs
 
 _HEAD_SWEEPS = {"z": "out", "q": "q", "k": "k", "v": "v", "pattern": "pattern"}
 
@@ -65,7 +65,7 @@ def sweep_size(runs: Runs, act: str, position: int | None) -> int:
 
 def attribution_sweep(runs: Runs, act: str, position: int | None) -> torch.Tensor:
     """The attribution patching estimate of :func:`exact_sweep`'s grid (``patching.attribution``)."""
-    from ..patching import attribution
+    from ...patching import attribution
 
     args = (runs.model, runs.corrupted_tokens, runs.clean_cache, runs.metric)
     if act in POSITION_ACTS:

@@ -15,10 +15,10 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..errors import InvalidOptionError, ShapeMismatchError, TokenizationError
-from ..patching.metric import MetricAdapter, PatchingMetric
-from ..utils import get_act_name
-from .patcher_patches import ACTS, Dims
+from ...errors import InvalidOptionError, ShapeMismatchError, TokenizationError
+from ...patching.metric import MetricAdapter, PatchingMetric
+from ...utils import get_act_name
+from .patches import ACTS, Dims
 
 MAX_SHOWN_TOKENS = 40
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
-from ..errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError
+from ...errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError
 
 POSITION_ACTS = ("resid_pre", "resid_mid", "attn_out", "mlp_out")
 HEAD_ACTS = ("z", "q", "k", "v", "pattern")

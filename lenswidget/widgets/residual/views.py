@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 import torch
 
-from .residual_answers import token_strings
-from .residual_attrib import Attribution
-from .residual_lens import LogitLens
-from .residual_path import Pick, Shape
+from .answers import token_strings
+from .attrib import Attribution
+from .lens import LogitLens
+from .path import Pick, Shape
 
 N_TOP_TOKENS = 10
 

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from ..errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError, TokenizationError
+from ...errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError, TokenizationError
 
 _KEEP = ("hook_embed", "hook_pos_embed", "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
          "hook_mlp_out", "attn.hook_z", "attn.hook_pattern", "mlp.hook_post", "hook_scale")
@@ -79,7 +79,7 @@ def run_tokens(model: Any, tokens: Any, pos: int, max_tokens: int, prompts: Opti
 
 def from_cache(model: Any, cache: Any, tokens: Any, pos: int, prompts: Optional[list[str]] = None) -> Run:
     """Wrap an existing ActivationCache and the tokens it was run on."""
-    from ..cache import ActivationCache
+    from ...cache import ActivationCache
 
     if not isinstance(cache, ActivationCache):
         raise InvalidOptionError("cache", type(cache).__name__, ["an ActivationCache from model.run_with_cache"])

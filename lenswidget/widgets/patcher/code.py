@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..utils import get_act_name
-from .patcher_patches import Patch, active, label
-from .patcher_runs import Runs
+from ...utils import get_act_name
+from .patches import Patch, active, label
+from .runs import Runs
 
 
 def _ids(tokens) -> str:
@@ -32,7 +32,7 @@ def _axis(values: Sequence[int] | None) -> str:
 
 
 def index_text(act: str, positions: Sequence[int] | None, heads: Sequence[int] | None) -> str:
-    """Python source of the region index (mirrors ``patcher_forward.region_index``)."""
+    """Python source of the region index (mirrors ``forward.region_index``)."""
     pos, hs = _axis(positions), _axis(heads)
     both = positions is not None and heads is not None and pos.startswith("torch") and hs.startswith("torch")
     if act == "pattern":

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import OutOfRangeError, UnknownNameError
+from ...errors import OutOfRangeError, UnknownNameError
 
 _SUBLAYER = re.compile(r"^(\d+)_(attn|mlp)_out$")
 _HEAD = re.compile(r"^L(\d+)H(\d+)$")

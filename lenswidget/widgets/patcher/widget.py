@@ -9,7 +9,7 @@
 The browser shows both runs as layer x position grids (layer x head for per-head
 activations); dragging clean cells onto the corrupted grid adds a patch (a chip), dropping
 them on the ablate target zero- or mean-ablates them. Every change reruns the corrupted
-prompt with all enabled chips composed (:mod:`.patcher_forward`) and updates the metric
+prompt with all enabled chips composed (:mod:`.forward`) and updates the metric
 and the top tokens. The sweep button runs the patching module's exact sweep of the grid in
 a background thread (so the kernel still hears "cancel"); "Estimate" shows the attribution
 patching estimate at once. ``code`` is a ``run_with_hooks`` script reproducing the chips.
@@ -24,19 +24,19 @@ from typing import Any, Callable, Mapping
 import torch
 import traitlets as t
 
-from ..errors import InvalidOptionError, UnknownNameError
-from ..patching.progress import PatchingCancelled
-from . import codec
-from .assets import esm
-from .base import LensWidget, format_error
-from .messages import MessageRouter
-from .patcher_code import generate
-from .patcher_forward import PatchedForward
-from .patcher_messages import register
-from .patcher_patches import ACT_LABELS, HEAD_ACTS, MAX_PATCHES, Patch, make_patch
-from .patcher_runs import Runs, difference_map, top_tokens
-from .patcher_sweep import attribution_sweep, exact_sweep, sweep_size
-from .validation import Int, Nullable, Schema, choices
+from ...errors import InvalidOptionError, UnknownNameError
+from ...patching.progress import PatchingCancelled
+from .. import codec
+from ..assets import esm
+from ..base import LensWidget, format_error
+from ..messages import MessageRouter
+from .code import generate
+from .forward import PatchedForward
+from .messages import register
+from .patches import ACT_LABELS, HEAD_ACTS, MAX_PATCHES, Patch, make_patch
+from .runs import Runs, difference_map, top_tokens
+from .sweep import attribution_sweep, exact_sweep, sweep_size
+from ..validation import Int, Nullable, Schema, choices
 
 SWEEP_KINDS = ("exact", "attribution")
 _KEEP = object()
@@ -104,7 +104,7 @@ class Patcher(LensWidget):
     # -- Python API ------------------------------------------------------------------------------
     @property
     def patch_set(self) -> list[Patch]:
-        """The chips as :class:`~lenswidget.widgets.patcher_patches.Patch` objects, in order."""
+        """The chips as :class:`~lenswidget.widgets.patcher.patches.Patch` objects, in order."""
         return list(self._patches)
 
     @property

@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import OutOfRangeError, ShapeMismatchError, TokenizationError
+from ...errors import OutOfRangeError, ShapeMismatchError, TokenizationError
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import torch
 
-from .residual_answers import Answers
-from .residual_source import Run
+from .answers import Answers
+from .source import Run
 
 _CHUNK_ROWS = 256  # logits rows per matmul: 256 x 49152 floats = 50 MB
 
