@@ -9,8 +9,7 @@ from .attention import AttentionInspector, attention
 from .base import LensWidget
 from .codec import decode as decode_tensor
 from .codec import encode as encode_tensor
-from .heatmap import HeadHeatmap, head_heatmap
-from .link import HeadLink, link_heatmap_to_attention
+from .heatmap import HeadHeatmap, HeadLink, head_heatmap, link_heatmap_to_attention
 from .patcher import Patcher, patcher
 from .residual import ResidualExplorer, residual
 

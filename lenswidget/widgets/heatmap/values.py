@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ShapeMismatchError
-from .codec import to_numpy
+from ...errors import ShapeMismatchError
+from ..codec import to_numpy
 
 _HEAD_LABEL = re.compile(r"^L(\d+)H(\d+)$")
 

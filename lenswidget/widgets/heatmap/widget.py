@@ -8,13 +8,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import traitlets as t
 
-from ..errors import InvalidOptionError, ShapeMismatchError
-from . import codec
-from .assets import esm
-from .base import LensWidget
-from .head_values import head_grid
-from .messages import MessageRouter
-from .validation import Int, Nullable, Record, Schema
+from ...errors import InvalidOptionError, ShapeMismatchError
+from .. import codec
+from ..assets import esm
+from ..base import LensWidget
+from .values import head_grid
+from ..messages import MessageRouter
+from ..validation import Int, Nullable, Record, Schema
 
 SCALES = ("diverging", "sequential")
 

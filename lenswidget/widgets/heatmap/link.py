@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # no runtime import: heatmap.link() imports this module, so importing it back would cycle
-    from .attention import AttentionInspector
-    from .heatmap import HeadHeatmap
+from .widget import HeadHeatmap
+
+if TYPE_CHECKING:  # the attention package is imported when a link is made, not with the heatmap
+    from ..attention import AttentionInspector
 
 
 class HeadLink:
@@ -49,8 +50,7 @@ class HeadLink:
 
 def link_heatmap_to_attention(heatmap: "HeadHeatmap", inspector: "AttentionInspector") -> HeadLink:
     """Link ``heatmap`` clicks to ``inspector``; returns a :class:`HeadLink` (``.unlink()``)."""
-    from .attention import AttentionInspector
-    from .heatmap import HeadHeatmap
+    from ..attention import AttentionInspector
 
     if not isinstance(heatmap, HeadHeatmap) or not isinstance(inspector, AttentionInspector):
         raise TypeError("link_heatmap_to_attention(heatmap: HeadHeatmap, inspector: AttentionInspector)")
