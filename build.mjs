@@ -20,12 +20,20 @@ const options = {
   sourcemap: watch ? "inline" : false,
   legalComments: "none",
   logLevel: "info",
+  metafile: !watch,
 };
+
+/** Each bundle should stay at most this big minified (issue 13; tests/js/bundles.test.ts checks it). */
+const BUNDLE_LIMIT = 60 * 1024;
 
 if (watch) {
   const ctx = await esbuild.context(options);
   await ctx.watch();
   console.log("esbuild: watching src/ (set ANYWIDGET_HMR=1 in the kernel for live reload)");
 } else {
-  await esbuild.build(options);
+  const result = await esbuild.build(options);
+  for (const [file, out] of Object.entries(result.metafile.outputs)) {
+    const over = out.bytes > BUNDLE_LIMIT ? `  OVER the ${BUNDLE_LIMIT} B budget` : "";
+    console.log(`bundle ${file}: ${out.bytes} B${over}`);
+  }
 }

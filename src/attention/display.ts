@@ -4,6 +4,7 @@
  * Full-resolution data exists only for the layer whose `pattern` the kernel last sent;
  * anything else is drawn from its (max-pooled) thumbnail.
  */
+import type { Display } from "../shared/patternView";
 import { slice0, type Tensor } from "../shared/tensor";
 
 export interface HeadRef {
@@ -25,15 +26,7 @@ export interface AttnState {
   preview: HeadRef | null;
 }
 
-export interface Display {
-  layer: number;
-  head: number;
-  name: string;
-  mode: "locked" | "preview" | "default";
-  resolution: "full" | "thumbnail";
-  size: number;
-  data: Float32Array;
-}
+export type { Display };
 
 export function headName(s: AttnState, ref: HeadRef): string {
   const name = s.headNames[ref.layerIdx * s.heads.length + ref.headIdx];

@@ -1,5 +1,5 @@
 /** The grid of head thumbnails: one row per shown layer, one canvas per shown head. */
-import { sequentialScale, type ColorScale } from "../shared/colors";
+import type { ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { rasterize } from "../shared/grid";
 import { slice0, type Tensor } from "../shared/tensor";
@@ -74,8 +74,4 @@ function drawThumb(canvas: HTMLCanvasElement, data: Float32Array, t: number, sca
   const img = ctx.createImageData(t, t);
   img.data.set(rasterize(data, t, t, scale));
   ctx.putImageData(img, 0, 0);
-}
-
-export function patternScale(dark: boolean, background?: string): ColorScale {
-  return sequentialScale(dark, 0, 1, background);
 }

@@ -2,7 +2,7 @@
  * Attention inspector view: layer selector, prompt box, thumbnail grid, big pattern with
  * token labels, token strip, legend, export. DOM contract: src/DOM.md.
  */
-import { textOn, type ColorScale } from "../shared/colors";
+import { patternScale, textOn, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { exportPng, exportSvg } from "../shared/download";
 import type { FigureSpec } from "../shared/figure";
@@ -15,8 +15,8 @@ import { getInt, getInts, getString, getStrings, slug } from "../shared/traits";
 import type { Cleanup, RenderProps, WidgetModel } from "../shared/types";
 import { Controls } from "./controls";
 import { chooseDisplay, type AttnState, type HeadRef } from "./display";
-import { PatternView } from "./patternView";
-import { patternScale, ThumbGrid, thumbRef } from "./thumbs";
+import { PatternView } from "../shared/patternView";
+import { ThumbGrid, thumbRef } from "./thumbs";
 
 export class AttentionView {
   readonly frame: Frame;

@@ -8,7 +8,7 @@ import { textOn, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { formatValue } from "../shared/format";
 import { visibleToken } from "../shared/tokens";
-import { PatternView } from "../attention/patternView";
+import { PatternView } from "../shared/patternView";
 import type { DetailData } from "./state";
 
 export class DetailView {

@@ -5,7 +5,7 @@
  * (`sort`, `all_heads`, `prompt_index`, `view`); the kernel answers with the new vectors.
  * DOM contract: docs/residual.md.
  */
-import { divergingScale, type ColorScale } from "../shared/colors";
+import { divergingScale, patternScale, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { exportPng, exportSvg } from "../shared/download";
 import type { FigureSpec } from "../shared/figure";
@@ -15,7 +15,6 @@ import type { Cell } from "../shared/grid";
 import { visibleToken } from "../shared/tokens";
 import { getInt, getString, getStrings } from "../shared/traits";
 import type { Cleanup, RenderProps, WidgetModel } from "../shared/types";
-import { patternScale } from "../attention/thumbs";
 import { exportBarsPng, exportBarsSvg, type BarFigure } from "./barFigure";
 import { BarChart } from "./bars";
 import { Controls, MEAN } from "./controls";

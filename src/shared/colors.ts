@@ -1,11 +1,14 @@
 /**
- * Colour scales (d3-scale-chromatic / d3-interpolate): diverging centred at 0 for
- * attributions, sequential for attention patterns. Each scale also has a 256-entry RGBA
- * lookup table for fast canvas drawing.
+ * Colour scales: diverging centred at 0 for attributions, sequential for attention
+ * patterns and probabilities. Both ramps come from `palettes.ts` (precomputed tables) and
+ * are the same in every theme, so a value keeps its colour when JupyterLab switches
+ * between light and dark.
+ *
+ * A scale maps a value to one of 256 table entries (`index`), optionally through a gamma
+ * (`t ** gamma` on the 0..1 position: gamma < 1 lifts small values, e.g. attention that
+ * is not on the sink), and to the entry's colour (`rgba`, `color`, `packed`).
  */
-import { interpolateLab, piecewise } from "d3-interpolate";
-import { interpolateBlues, interpolateInferno, interpolateRdBu } from "d3-scale-chromatic";
-import { parseColor } from "./theme";
+import { packRgba, rampTable } from "./palettes";
 
 export type ScaleKind = "diverging" | "sequential";
 
@@ -13,48 +16,67 @@ export interface ColorScale {
   kind: ScaleKind;
   min: number;
   max: number;
-  /** CSS colour of a value (NaN -> the `nan` colour). */
+  /** Exponent applied to the 0..1 position (1 = linear). */
+  gamma: number;
+  /** CSS colour of a value (NaN -> the translucent `nan` colour). */
   color(value: number): string;
-  /** RGBA of a value, from the lookup table. */
+  /** RGBA of a value, from the table. */
   rgba(value: number): [number, number, number, number];
-  /** Position 0..1 of `value` on the ramp, clamped. */
+  /** Position 0..1 of `value` on the ramp (clamped, gamma applied). */
   position(value: number): number;
+  /** Table entry 0..255 of a value; -1 for NaN / infinities. */
+  index(value: number): number;
+  /** The 256 entries as packed RGBA words (see `packRgba`), for `ImageData` writes. */
+  packed: Uint32Array;
 }
 
-const NAN_RGBA: [number, number, number, number] = [128, 128, 128, 60];
+export const NAN_RGBA: [number, number, number, number] = [128, 128, 128, 60];
+export const NAN_PACKED = packRgba(...NAN_RGBA);
 
-function toRgba(css: string): [number, number, number, number] {
-  const rgb = parseColor(css) ?? [128, 128, 128];
-  return [rgb[0], rgb[1], rgb[2], 255];
+const packedCache = new Map<ScaleKind, Uint32Array>();
+
+function packedTable(kind: ScaleKind): Uint32Array {
+  let packed = packedCache.get(kind);
+  if (!packed) {
+    const t = rampTable(kind);
+    packed = new Uint32Array(256);
+    for (let i = 0; i < 256; i++) packed[i] = packRgba(t[4 * i]!, t[4 * i + 1]!, t[4 * i + 2]!, 255);
+    packedCache.set(kind, packed);
+  }
+  return packed;
 }
 
-/** The ramp (t in 0..1 -> CSS colour) of a scale in a theme. */
-export function ramp(kind: ScaleKind, dark: boolean, background = dark ? "#111111" : "#ffffff"): (t: number) => string {
-  if (kind === "sequential") return dark ? (t) => interpolateInferno(0.05 + 0.95 * t) : (t) => interpolateBlues(0.02 + 0.98 * t);
-  // RdBu: negative red, positive blue (as in the seed notebook's plots). In dark themes the
-  // midpoint is the background rather than white, so zeros recede.
-  if (!dark) return (t) => interpolateRdBu(t);
-  const mid = parseColor(background) ? background : "#111111";
-  return piecewise(interpolateLab, [interpolateRdBu(0.02), mid, interpolateRdBu(0.98)]);
-}
-
-export function makeScale(kind: ScaleKind, min: number, max: number, dark: boolean, background?: string): ColorScale {
+/**
+ * A scale over `[min, max]`. The theme arguments of earlier versions (`_dark`,
+ * `_background`) are accepted and ignored: colours do not depend on the theme.
+ */
+export function makeScale(kind: ScaleKind, min: number, max: number, _dark?: boolean, _background?: string, gamma = 1): ColorScale {
   if (!(max > min)) max = min + 1;
-  const r = ramp(kind, dark, background);
-  const lut: Array<[number, number, number, number]> = [];
-  for (let i = 0; i < 256; i++) lut.push(toRgba(r(i / 255)));
+  const g = Number.isFinite(gamma) && gamma > 0 ? gamma : 1;
+  const table = rampTable(kind);
+  const packed = packedTable(kind);
   const position = (v: number): number => {
-    const t = (v - min) / (max - min);
-    return t < 0 ? 0 : t > 1 ? 1 : t;
+    let t = (v - min) / (max - min);
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    if (g === 1 || Number.isNaN(t)) return t;
+    if (kind === "sequential") return t ** g;
+    const d = 2 * t - 1; // diverging: bend symmetrically around the centre
+    return 0.5 + 0.5 * Math.sign(d) * Math.abs(d) ** g;
   };
-  const rgba = (v: number): [number, number, number, number] =>
-    Number.isFinite(v) ? lut[Math.round(position(v) * 255)]! : NAN_RGBA;
+  const index = (v: number): number => (Number.isFinite(v) ? Math.round(position(v) * 255) : -1);
+  const rgba = (v: number): [number, number, number, number] => {
+    const i = index(v);
+    return i < 0 ? NAN_RGBA : [table[4 * i]!, table[4 * i + 1]!, table[4 * i + 2]!, 255];
+  };
   return {
     kind,
     min,
     max,
+    gamma: g,
     position,
+    index,
     rgba,
+    packed,
     color: (v) => {
       const [cr, cg, cb, ca] = rgba(v);
       return ca === 255 ? `rgb(${cr}, ${cg}, ${cb})` : `rgba(${cr}, ${cg}, ${cb}, ${(ca / 255).toFixed(2)})`;
@@ -63,14 +85,19 @@ export function makeScale(kind: ScaleKind, min: number, max: number, dark: boole
 }
 
 /** Diverging scale symmetric around 0: `[-bound, bound]`. */
-export function divergingScale(bound: number, dark: boolean, background?: string): ColorScale {
+export function divergingScale(bound: number, _dark?: boolean, _background?: string): ColorScale {
   const b = Number.isFinite(bound) && bound > 0 ? bound : 1;
-  return makeScale("diverging", -b, b, dark, background);
+  return makeScale("diverging", -b, b);
 }
 
-/** Sequential scale for patterns, `[min, max]` (default 0..1). */
-export function sequentialScale(dark: boolean, min = 0, max = 1, background?: string): ColorScale {
-  return makeScale("sequential", min, max, dark, background);
+/** Sequential scale, `[min, max]` (default 0..1). */
+export function sequentialScale(_dark?: boolean, min = 0, max = 1, _background?: string, gamma = 1): ColorScale {
+  return makeScale("sequential", min, max, undefined, undefined, gamma);
+}
+
+/** The attention-pattern scale: probabilities 0..1 (theme arguments ignored, as above). */
+export function patternScale(_dark?: boolean, _background?: string): ColorScale {
+  return makeScale("sequential", 0, 1);
 }
 
 /** Black or white text, whichever reads better on `rgba`. */

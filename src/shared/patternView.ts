@@ -3,11 +3,22 @@
  * columns = source/key). Hovering a token highlights its row (attention from it) and
  * column (attention to it) and dims the rest.
  */
-import type { ColorScale } from "../shared/colors";
-import { el } from "../shared/dom";
-import { GridCanvas, outlineCell, type Cell, type Overlay } from "../shared/grid";
-import { visibleToken } from "../shared/tokens";
-import type { Display } from "./display";
+import type { ColorScale } from "./colors";
+import { el } from "./dom";
+import { GridCanvas, outlineCell, type Cell, type Overlay } from "./grid";
+import { visibleToken } from "./tokens";
+
+/** One head's dest x src pattern as the view draws it. */
+export interface Display {
+  layer: number;
+  head: number;
+  name: string;
+  mode: "locked" | "preview" | "default";
+  resolution: "full" | "thumbnail";
+  /** Side of `data` (`n`, or the thumbnail size when pooled). */
+  size: number;
+  data: Float32Array;
+}
 
 export class PatternView {
   readonly node: HTMLDivElement;
