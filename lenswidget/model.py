@@ -181,20 +181,13 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
                 mod.to(device=ref.device, dtype=ref.dtype)
         self.setup()
 
-    def _sync_optional_hooks(self) -> None:
-        for block in self.blocks:
-            block.sync_optional_hooks()
-        self.setup()
-
     def set_use_attn_result(self, use_attn_result: bool) -> None:
         """Compute and expose per-head outputs ``attn.hook_result`` [batch, pos, head, d_model]."""
         self.cfg.use_attn_result = bool(use_attn_result)
-        self._sync_optional_hooks()
 
     def set_use_split_qkv_input(self, use_split_qkv_input: bool) -> None:
         """Expose per-head query/key/value inputs ``hook_q_input`` etc. [batch, pos, head, d_model]."""
         self.cfg.use_split_qkv_input = bool(use_split_qkv_input)
-        self._sync_optional_hooks()
 
     def set_use_hook_mlp_in(self, use_hook_mlp_in: bool) -> None:
         """Expose the MLP input ``hook_mlp_in`` [batch, pos, d_model]."""
@@ -203,12 +196,10 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
 
             raise ConfigError("set_use_hook_mlp_in: this model is attn_only and has no MLPs")
         self.cfg.use_hook_mlp_in = bool(use_hook_mlp_in)
-        self._sync_optional_hooks()
 
     def set_use_attn_in(self, use_attn_in: bool) -> None:
         """Expose the per-head attention input ``hook_attn_in`` [batch, pos, head, d_model]."""
         self.cfg.use_attn_in = bool(use_attn_in)
-        self._sync_optional_hooks()
 
     def set_ungroup_grouped_query_attention(self, ungroup_grouped_query_attention: bool) -> None:
         """With GQA, give ``hook_k``/``hook_v`` one head per query head (repeat_interleave)."""

@@ -95,9 +95,14 @@ def test_unknown_hook_name_lists_nearest_and_adds_nothing(model):
         model.add_hook("blocks.9.hook_resid_pre", lambda x, hook: None)
 
 
-def test_optional_hook_name_error_hints_the_toggle(model):
-    with pytest.raises(UnknownNameError, match="set_use_attn_result"):
-        model.add_hook("blocks.0.attn.hook_result", lambda x, hook: None)
+def test_optional_hook_points_exist_when_off_and_never_fire(model):
+    # TransformerLens 3.9 creates these whatever the use_* flags say; hooks on them are legal
+    names = ["blocks.0.attn.hook_result", "blocks.0.hook_attn_in", "blocks.0.hook_q_input",
+             "blocks.0.hook_k_input", "blocks.0.hook_v_input", "blocks.1.hook_mlp_in"]
+    seen = []
+    out = model.run_with_hooks(TOKENS, fwd_hooks=[(n, lambda x, hook: seen.append(hook.name)) for n in names])
+    assert seen == [] and torch.allclose(out, model(TOKENS))
+    assert n_hooks(model) == 0
 
 
 def test_raising_hook_leaves_zero_hooks(model):

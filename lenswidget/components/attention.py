@@ -4,7 +4,7 @@ Hooks: ``hook_q/k/v`` [batch, pos, head, d_head] (GQA keys/values carry
 ``n_key_value_heads`` heads unless ``cfg.ungroup_grouped_query_attention``), ``hook_rot_q/k``
 (rotary only), ``hook_attn_scores`` and ``hook_pattern`` [batch, head, q_pos, k_pos],
 ``hook_z`` [batch, pos, head, d_head] and ``hook_result`` [batch, pos, head, d_model]
-(only with ``cfg.use_attn_result``).
+(always present, as in TransformerLens; it only fires with ``cfg.use_attn_result``).
 
 Scores and pattern are only materialised when one of their hook points is hooked (or a soft
 cap needs them); otherwise ``F.scaled_dot_product_attention`` computes the same output.
@@ -78,13 +78,15 @@ class Attention(nn.Module):
         self.hook_z = HookPoint()
         self.hook_attn_scores = HookPoint()
         self.hook_pattern = HookPoint()
+        self.hook_result = HookPoint()  # fires only with cfg.use_attn_result
+        if cfg.positional_embedding_type == "shortformer":
+            self.hook_attn_input = HookPoint()  # created (never fired) as in TransformerLens
         if cfg.positional_embedding_type == "rotary":
             self.hook_rot_k = HookPoint()
             self.hook_rot_q = HookPoint()
             object.__setattr__(self, "rotary", rotary if rotary is not None else RotaryTable.from_config(cfg))
         else:
             object.__setattr__(self, "rotary", None)
-        self.sync_optional_hooks()
 
     def _new_kv_params(self, n: int) -> tuple[nn.Parameter, nn.Parameter, nn.Parameter, nn.Parameter]:
         """Fresh ``(W_K, W_V, b_K, b_V)`` for ``n`` key/value heads."""
@@ -102,16 +104,6 @@ class Attention(nn.Module):
     # grouped weights as stored (overridden by GQA); these feed the projections
     def _kv_weights(self):
         return self.W_K, self.b_K, self.W_V, self.b_V
-
-    def sync_optional_hooks(self) -> None:
-        """Create/remove ``hook_result`` to match ``cfg.use_attn_result``."""
-        want = self.cfg.use_attn_result
-        has = "hook_result" in self._modules
-        if want and not has:
-            self.hook_result = HookPoint()
-        elif has and not want:
-            self.hook_result.remove_hooks("both", including_permanent=True)
-            del self._modules["hook_result"]
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -205,7 +197,7 @@ class Attention(nn.Module):
 
     def _output(self, z: torch.Tensor) -> torch.Tensor:
         batch, pos, n, dh = z.shape
-        if self.cfg.use_attn_result and "hook_result" in self._modules:
+        if self.cfg.use_attn_result:
             result = _h(self.hook_result, torch.einsum("bpnd,ndm->bpnm", z, self.W_O))
             return result.sum(-2) + self.b_O
         weight = self.W_O.permute(2, 0, 1).reshape(self.cfg.d_model, n * dh)  # free for our layout

@@ -2,8 +2,10 @@
 
 Variants: ``parallel_attn_mlp`` (attn and MLP both read resid_pre; no resid_mid),
 ``attn_only`` (no MLP), ``use_normalization_before_and_after`` (Gemma-2 post-norms ``ln1_post``,
-``ln2_post``). Optional hook points follow the config flags: ``hook_attn_in``
-(use_attn_in), ``hook_q/k/v_input`` (use_split_qkv_input), ``hook_mlp_in`` (use_hook_mlp_in).
+``ln2_post``). As in TransformerLens, the optional hook points always exist but only fire
+when their flag is on: ``hook_attn_in`` (use_attn_in), ``hook_q/k/v_input``
+(use_split_qkv_input), ``hook_mlp_in`` (use_hook_mlp_in); ``hook_mlp_out`` exists (and never
+fires) in ``attn_only`` models too.
 
 >>> from lenswidget.config import HookedTransformerConfig
 >>> cfg = HookedTransformerConfig(n_layers=1, d_model=8, n_ctx=4, n_heads=2, d_vocab=5, act_fn="relu")
@@ -38,48 +40,34 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.layer_id = block_index
+        # module order as in TransformerLens (it fixes the order of hook_dict and state_dict)
         self.ln1 = make_norm(cfg)
-        self.attn = make_attention(cfg, block_index, rotary)
         if cfg.use_normalization_before_and_after:
             self.ln1_post = make_post_norm(cfg)
         if not cfg.attn_only:
             self.ln2 = make_norm(cfg)
-            self.mlp = make_mlp(cfg)
             if cfg.use_normalization_before_and_after:
                 self.ln2_post = make_post_norm(cfg)
-        self.hook_resid_pre = HookPoint()
-        self.hook_attn_out = HookPoint()
+        self.attn = make_attention(cfg, block_index, rotary)
         if not cfg.attn_only:
-            if not cfg.parallel_attn_mlp:
-                self.hook_resid_mid = HookPoint()
-            self.hook_mlp_out = HookPoint()
+            self.mlp = make_mlp(cfg)
+        self.hook_attn_in = HookPoint()  # [batch, pos, head, d_model], with use_attn_in
+        self.hook_q_input = HookPoint()  # [batch, pos, head, d_model], with use_split_qkv_input
+        self.hook_k_input = HookPoint()
+        self.hook_v_input = HookPoint()
+        self.hook_mlp_in = HookPoint()  # [batch, pos, d_model], with use_hook_mlp_in
+        self.hook_attn_out = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_pre = HookPoint()
+        if not cfg.attn_only and not cfg.parallel_attn_mlp:
+            self.hook_resid_mid = HookPoint()
         self.hook_resid_post = HookPoint()
-        self.sync_optional_hooks()
 
     def rebuild_norms(self) -> None:
         """Recreate ln1/ln2 for the current ``cfg.normalization_type`` (after folding)."""
         self.ln1 = make_norm(self.cfg)
         if not self.cfg.attn_only:
             self.ln2 = make_norm(self.cfg)
-
-    def sync_optional_hooks(self) -> None:
-        """Create/remove the optional hook points to match the config flags."""
-        cfg = self.cfg
-        wanted = {
-            "hook_attn_in": cfg.use_attn_in,
-            "hook_q_input": cfg.use_split_qkv_input,
-            "hook_k_input": cfg.use_split_qkv_input,
-            "hook_v_input": cfg.use_split_qkv_input,
-            "hook_mlp_in": cfg.use_hook_mlp_in and not cfg.attn_only,
-        }
-        for name, want in wanted.items():
-            has = name in self._modules
-            if want and not has:
-                setattr(self, name, HookPoint())
-            elif has and not want:
-                self._modules[name].remove_hooks("both", including_permanent=True)
-                del self._modules[name]
-        self.attn.sync_optional_hooks()
 
     def _norm(self, name: str):
         mod = self._modules.get(name)
@@ -114,7 +102,7 @@ class TransformerBlock(nn.Module):
             mlp_in = resid_pre
         else:
             mlp_in = resid_mid = _h(self.hook_resid_mid, resid_pre + attn_out)
-        if "hook_mlp_in" in self._modules:
+        if cfg.use_hook_mlp_in:
             mlp_in = _h(self.hook_mlp_in, mlp_in.clone())
         mlp_out = self.mlp(self._norm("ln2")(mlp_in))
         if cfg.use_normalization_before_and_after:
@@ -130,9 +118,9 @@ class TransformerBlock(nn.Module):
         n_kv = cfg.n_heads if (cfg.ungroup_grouped_query_attention or not cfg.is_gqa) else cfg.n_key_value_heads
         base = resid_pre.unsqueeze(2)
         attn_in = base.expand(-1, -1, cfg.n_heads, -1)
-        if "hook_attn_in" in self._modules:
+        if cfg.use_attn_in:
             attn_in = _h(self.hook_attn_in, attn_in.clone())
-        if "hook_q_input" not in self._modules:
+        if not cfg.use_split_qkv_input:
             kv_in = attn_in if n_kv == cfg.n_heads else attn_in[:, :, :: cfg.n_heads // n_kv]
             return attn_in, kv_in, kv_in
         q_in = _h(self.hook_q_input, attn_in.clone())

@@ -52,7 +52,9 @@ class GatedMLP(MLP):
     def __init__(self, cfg: HookedTransformerConfig):
         super().__init__(cfg)
         self.W_gate = linear_param((cfg.d_model, cfg.d_mlp), (1, 0), dtype=cfg.dtype)
+        post = self._modules.pop("hook_post")  # hook order as in TransformerLens: pre, pre_linear, post
         self.hook_pre_linear = HookPoint()
+        self.hook_post = post
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = _h(self.hook_pre, F.linear(x, self.W_gate.t()))
