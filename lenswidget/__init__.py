@@ -28,6 +28,9 @@ _EXPORTS = {
     "HookedTransformerKeyValueCache": "lenswidget.kv_cache",
     "HookedTransformerKeyValueCacheEntry": "lenswidget.kv_cache",
     "Output": "lenswidget.model",
+    # sparse autoencoders (SAELens-compatible)
+    "HookedSAETransformer": "lenswidget.sae",
+    "SAE": "lenswidget.sae",
     # widgets
     "head_heatmap": "lenswidget.widgets",
     "attention": "lenswidget.widgets",
@@ -38,7 +41,7 @@ _EXPORTS = {
 
 _SUBMODULES = {
     "utils", "hook_points", "hooks", "patching", "tools", "loading", "processing", "widgets",
-    "config", "cache", "factored", "components", "errors", "kv_cache", "model",
+    "config", "cache", "factored", "components", "errors", "kv_cache", "model", "sae",
 }
 
 __all__ = sorted(set(_EXPORTS) | _SUBMODULES)
