@@ -9,7 +9,11 @@ import traitlets
 
 from lenswidget.errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError, UnknownNameError
 from lenswidget.widgets import AttentionInspector, attention, codec
-from lenswidget.widgets.fake import FakeAttentionModel, causal_patterns
+from lenswidget.widgets.attention.fake import FakeAttentionModel, causal_patterns
+
+
+# uint8 transport of float16-kept patterns: half a uint8 step + half a float16 ulp below 1.
+U8_TOL = 1 / 510 + 2**-12 + 1e-7
 
 
 @pytest.fixture
@@ -26,14 +30,14 @@ def test_prompt_mode_sends_thumbs_and_selected_layer(fake):
     assert w.thumbs["shape"] == [3, 2, n, n] and w.thumbs["dtype"] == "uint8"
     assert w.pattern["shape"] == [2, n, n] and w.pattern["dtype"] == "uint8"
     expected = causal_patterns(2, n, seed=0)
-    assert np.abs(codec.decode(w.pattern) - expected).max() <= 1 / 510 + 1e-7
+    assert np.abs(codec.decode(w.pattern) - expected).max() <= U8_TOL
 
 
 def test_layer_change_resends_only_that_layer(fake):
     w = attention(fake, "a b c")
     runs = fake.runs
     w.layer = 2
-    np.testing.assert_allclose(codec.decode(w.pattern), causal_patterns(2, 4, seed=2), atol=1 / 510 + 1e-7)
+    np.testing.assert_allclose(codec.decode(w.pattern), causal_patterns(2, 4, seed=2), atol=U8_TOL)
     assert fake.runs == runs  # patterns are cached; no rerun
     with pytest.raises(traitlets.TraitError):
         w.layer = 5
@@ -47,7 +51,7 @@ def test_browser_click_locks_head_and_prompt_reruns(fake):
     assert (w.layer, w.head) == (1, 1)
     w.set_state({"prompt": "x y z"})
     assert w.tokens == ["<bos>", "x", " y", " z"] and w.pattern["shape"] == [2, 4, 4]
-    np.testing.assert_allclose(codec.decode(w.pattern), causal_patterns(2, 4, seed=1), atol=1 / 510 + 1e-7)
+    np.testing.assert_allclose(codec.decode(w.pattern), causal_patterns(2, 4, seed=1), atol=U8_TOL)
     assert ("prompt", "x y z") in changes and ("head", 1) in changes
     w.prompt = "from python"  # Python side sets it too
     assert w.tokens == ["<bos>", "from", " python"]
@@ -63,9 +67,17 @@ def test_subset_of_layers_and_heads_stops_early(fake):
 
 def test_thumbnails_are_pooled_for_long_prompts(fake):
     w = attention(fake, " ".join(["w"] * 99), thumb_size=16, precision="float16")
-    assert w.thumbs["shape"] == [3, 2, 16, 16]
+    # position 0 (BOS / sink) in a bin of its own, then 99 positions in 15 bins of 7 or 6
+    assert w.thumbs["shape"] == [3, 2, 16, 16] and w.thumbs["edges"] == [0, 1, *range(8, 65, 7), *range(70, 101, 6)]
     assert w.pattern["shape"] == [2, 100, 100] and w.pattern["dtype"] == "float16"
     assert len(w.thumbs["buffer"]) == 3 * 2 * 16 * 16
+    thumbs = codec.decode(w.thumbs)
+    full = causal_patterns(2, 100, seed=1)
+    edges = w.thumbs["edges"]
+    for r in range(16):
+        for c in range(16):
+            block = full[:, edges[r]:edges[r + 1], edges[c]:edges[c + 1]]
+            np.testing.assert_allclose(thumbs[1, :, r, c], block.max(axis=(1, 2)), atol=U8_TOL)
 
 
 def test_max_tokens_is_enforced(fake):
@@ -79,7 +91,8 @@ def test_tensor_mode_like_circuitsvis():
     w = attention(pat, toks, head_names=["L23H1", "L22H7", "L9H9"])
     assert not w.editable and w.layers == [0] and w.heads == [0, 1, 2]
     assert w.head_names == ["L23H1", "L22H7", "L9H9"] and w.tokens == toks
-    np.testing.assert_allclose(w.patterns[0], pat.numpy())
+    assert w.patterns.dtype == np.float16  # the kernel keeps float16
+    np.testing.assert_allclose(w.patterns[0], pat.numpy(), rtol=2**-11, atol=1e-7)
     w.set_state({"prompt": "hello"})
     assert "cannot be set from the browser" in w.error and w.tokens == toks
     with pytest.raises(traitlets.TraitError, match="read-only"):
@@ -159,7 +172,79 @@ def test_tiny_model_end_to_end():
     ref = cache["blocks.1.attn.hook_pattern"][0].detach().numpy()
     w.set_state({"layer": 1, "head": 2})
     assert w.error == ""
-    assert np.abs(codec.decode(w.pattern) - ref).max() <= 1 / 510 + 1e-6
+    assert np.abs(codec.decode(w.pattern) - ref).max() <= U8_TOL
     w.set_state({"prompt": "The cat sat on the mat."})
     assert w.error == "" and w.tokens[-1] == model.to_str_tokens(model.to_tokens("The cat sat on the mat.")[0])[-1]
     assert w.prompt == "The cat sat on the mat."
+
+
+# -- thumbnails, memory cap, view options -----------------------------------------------------
+
+def test_thumb_edges_and_pooling_keep_the_sink_and_thin_stripes():
+    from lenswidget.widgets.attention.thumbs import pool_max, thumb_edges
+
+    assert thumb_edges(5, 32) == [0, 1, 2, 3, 4, 5]
+    assert thumb_edges(1024, 32) == [0, *range(1, 1025, 33)]  # the sink + 31 bins of 33
+    for n in (33, 34, 40, 63, 100, 257, 1000):
+        e = thumb_edges(n, 32)
+        assert e[0] == 0 and e[1] == 1 and e[-1] == n and len(e) == 33
+        widths = np.diff(e[1:])
+        assert widths.max() - widths.min() <= 1 and widths.min() >= 1  # even split, no empty bin
+    x = torch.zeros(1, 100, 100)
+    x[0, :, 0] = 0.5  # the sink column
+    x[0, torch.arange(100), torch.arange(100)] = 1.0  # a diagonal one token wide
+    pooled = pool_max(x, thumb_edges(100, 32))
+    assert pooled.shape == (1, 32, 32)
+    np.testing.assert_array_equal(np.diag(pooled[0].numpy()), np.ones(32))
+    # column 0 holds position 0 alone: the sink, not mixed with its neighbours
+    np.testing.assert_array_equal(pooled[0, 1:, 0].numpy(), np.full(31, 0.5))
+
+
+def test_float16_store_under_the_cap_keeps_every_layer(fake):
+    w = attention(fake, "a b c d")
+    assert w.patterns.dtype == np.float16 and w.patterns.shape == (3, 2, 5, 5)
+    assert w.note == "" and w.kernel_bytes == w.patterns.nbytes + 3 * 2 * 5 * 5 * 4  # + float32 thumbs
+    np.testing.assert_allclose(w.layer_patterns(2), causal_patterns(2, 5, seed=2), rtol=2**-11, atol=1e-7)
+
+
+def test_over_the_cap_keeps_one_layer_and_reruns_on_switch(fake):
+    prompt = " ".join(["w"] * 299)  # 300 tokens: 3 layers x 2 heads x 300^2 x 2 B = 1.03 MiB
+    full = attention(fake, prompt, max_tokens=400)
+    capped = attention(fake, prompt, max_tokens=400, max_pattern_mb=0.5)
+    assert "over max_pattern_mb=0.5" in capped.note and "reruns the model" in capped.note
+    assert capped.kernel_bytes < 0.5 * full.kernel_bytes
+    assert capped.thumbs == full.thumbs and capped.pattern == full.pattern
+    with pytest.raises(MemoryError, match="max_pattern_mb"):
+        capped.patterns
+    runs = fake.runs
+    capped.set_state({"layer": 2})
+    assert capped.error == "" and fake.runs == runs + 1
+    full.layer = 2
+    assert capped.pattern == full.pattern
+    np.testing.assert_array_equal(capped.layer_patterns(2), full.layer_patterns(2))
+    assert fake.runs == runs + 1  # layer 2 is the one kept now
+    # one layer over the cap: a clear error up front
+    with pytest.raises(MemoryError, match="one layer"):
+        attention(fake, prompt, max_tokens=400, max_pattern_mb=0.1)
+
+
+def test_over_the_cap_from_a_tensor_slices_it():
+    pat = torch.from_numpy(np.stack([causal_patterns(2, 200, seed=s) for s in range(4)]))
+    w = attention(pat, [f"t{i}" for i in range(200)], max_pattern_mb=0.5)
+    assert "slices it from the tensor" in w.note
+    w.layer = 3
+    np.testing.assert_allclose(codec.decode(w.pattern), pat[3].numpy(), atol=U8_TOL)
+
+
+def test_view_options_are_browser_writable_and_validated(fake):
+    w = attention(fake, "a b", normalize="head", hide_sink=True, gamma=0.5)
+    assert (w.normalize, w.hide_sink, w.gamma) == ("head", True, 0.5)
+    w.set_state({"normalize": "global", "hide_sink": False, "gamma": 1})
+    assert w.error == "" and (w.normalize, w.hide_sink, w.gamma) == ("global", False, 1.0)
+    for bad in ({"normalize": "layer"}, {"gamma": 0}, {"gamma": "1"}, {"hide_sink": 1}):
+        w.set_state(bad)
+        assert w.error and (w.normalize, w.hide_sink, w.gamma) == ("global", False, 1.0)
+    with pytest.raises(InvalidOptionError):
+        attention(fake, "a", normalize="layer")
+    with pytest.raises(OutOfRangeError):
+        attention(fake, "a", gamma=0)

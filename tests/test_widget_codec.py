@@ -16,7 +16,6 @@ import torch
 
 from lenswidget.errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError
 from lenswidget.widgets import codec
-from lenswidget.widgets.pooling import max_pool_square
 
 GOLDEN = pathlib.Path(__file__).parent / "js" / "golden" / "codec_golden.json"
 
@@ -120,13 +119,16 @@ def test_ipywidgets_ships_the_buffer_as_binary():
     json.dumps(state)
 
 
-def test_max_pool_keeps_thin_stripes():
-    x = np.zeros((1, 100, 100), dtype=np.float32)
-    x[0, np.arange(100), np.arange(100)] = 1.0  # diagonal one token wide
-    pooled = max_pool_square(x, 32)
-    assert pooled.shape == (1, 32, 32)
-    np.testing.assert_array_equal(np.diag(pooled[0]), np.ones(32))
-    assert max_pool_square(x[:, :20, :20], 32).shape == (1, 20, 20)
+def test_float16_to_uint8_fast_path_matches_the_general_path():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.random(5000, dtype=np.float32), [0.0, -0.0, 1.0, 1 + 5e-5, -5e-5, 0.5]]).astype(np.float16)
+    fast = codec.encode(x, "uint8")
+    slow = codec.encode(x.astype(np.float32), "uint8")
+    assert fast == slow
+    with pytest.raises(OutOfRangeError, match="float16"):
+        codec.encode(np.array([0.5, 1.5], dtype=np.float16), "uint8")
+    with pytest.raises(OutOfRangeError):
+        codec.encode(np.array([np.nan], dtype=np.float16), "uint8")
 
 
 if __name__ == "__main__":

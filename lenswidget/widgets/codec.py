@@ -52,6 +52,10 @@ def encode(values: Any, dtype: str = "float16") -> dict[str, Any]:
     """Encode ``values`` (torch, numpy or lists) for a binary trait; see the module docstring."""
     if dtype not in DTYPES:
         raise InvalidOptionError("tensor dtype", dtype, DTYPES)
+    if dtype == "uint8" and isinstance(values, np.ndarray) and values.dtype == np.float16:
+        codes = _float16_codes(values)
+        if codes is not None:  # else out of range: the general path below says what is wrong
+            return _payload(codes, values.shape, "uint8", UINT8_SCALE, UINT8_MAX_ABS_ERROR)
     arr = to_numpy(values)
     scale, offset, err = 1.0, 0.0, None
     if dtype == "uint8":
@@ -67,14 +71,38 @@ def encode(values: Any, dtype: str = "float16") -> dict[str, Any]:
             data = arr.astype("<f2")  # relative error <= 2**-11; no absolute bound
     else:
         data = arr.astype("<f4")
+    return _payload(data, arr.shape, dtype, scale, 0.0 if dtype == "float32" else err, offset)
+
+
+def _payload(data: np.ndarray, shape: Any, dtype: str, scale: float, err: float | None, offset: float = 0.0) -> dict[str, Any]:
     return {
         "buffer": np.ascontiguousarray(data).tobytes(),
-        "shape": [int(s) for s in arr.shape],
+        "shape": [int(s) for s in shape],
         "dtype": dtype,
         "scale": scale,
         "offset": offset,
-        "max_abs_error": 0.0 if dtype == "float32" else err,
+        "max_abs_error": err,
     }
+
+
+_F16_TABLES: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _float16_codes(arr: np.ndarray) -> np.ndarray | None:
+    """uint8 codes of a float16 array by table lookup over its 65,536 bit patterns (no float32
+    copy); the same codes as the general path. None when a value is outside [0, 1]."""
+    global _F16_TABLES
+    if _F16_TABLES is None:
+        every = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(every) & (every >= -_UNIT_SLACK) & (every <= 1 + _UNIT_SLACK)
+        codes = np.rint(np.clip(np.where(ok, every, 0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
+        _F16_TABLES = (ok, codes)
+    ok, codes = _F16_TABLES
+    bits = np.ascontiguousarray(arr).view(np.uint16)
+    if bits.size and not ok[bits].all():
+        return None
+    return codes[bits]
 
 
 def decode(payload: dict[str, Any]) -> np.ndarray:
