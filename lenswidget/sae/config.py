@@ -37,6 +37,7 @@ TRANSCODERS = tuple(a for a, (_, t, _) in ARCHITECTURES.items() if t)
 NORMALIZATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm")
 RESHAPES = ("none", "hook_z")
 
+SAELENS_FORMAT_VERSION = "6.0.0"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 
@@ -200,13 +201,20 @@ class SAEConfig:
         return cls(**kept)
 
     def to_dict(self) -> Dict[str, Any]:
-        """SAELens 6 ``cfg.json`` layout (``d_out`` only for transcoders, ``k`` only for topk)."""
+        """SAELens 6 ``cfg.json`` layout (``d_out`` only for transcoders, ``k`` only for topk).
+
+        ``metadata.sae_lens_version`` is set to ``"6.0.0"`` when absent: SAELens's loader reads
+        folders without it as the pre-6.0 flat layout and would drop the nested metadata.
+        """
+        meta = self.metadata.to_dict()
+        if not meta.get("sae_lens_version"):
+            meta["sae_lens_version"] = SAELENS_FORMAT_VERSION
         out: Dict[str, Any] = {
             "d_in": self.d_in, "d_sae": self.d_sae, "dtype": self.dtype, "device": self.device,
             "apply_b_dec_to_input": self.apply_b_dec_to_input,
             "normalize_activations": self.normalize_activations,
             "reshape_activations": self.reshape_activations,
-            "metadata": self.metadata.to_dict(), "architecture": self.architecture,
+            "metadata": meta, "architecture": self.architecture,
         }
         if self.is_transcoder:
             out["d_out"] = self.d_out
