@@ -1,11 +1,13 @@
 /**
- * What the big canvas shows, as a pure function of the widget state: the hovered
- * thumbnail (preview), else the locked head, else the first head of the selected layer.
- * Full-resolution data exists only for the layer whose `pattern` the kernel last sent;
- * anything else is drawn from its (max-pooled) thumbnail.
+ * What the big canvas shows, as a pure function of the widget state: the hovered (or
+ * keyboard-focused) thumbnail (preview), else the locked head, else the first head of the
+ * selected layer. Full-resolution codes exist only for the layer whose `pattern` the
+ * kernel last sent; anything else is drawn from its max-pooled thumbnail.
  */
-import type { Display } from "../shared/patternView";
-import { slice0, type Tensor } from "../shared/tensor";
+import { codeTable, headScale, maxCode, type ViewOptions } from "../shared/codeColors";
+import { blockOf, type Codes } from "../shared/codes";
+import type { PatternImage } from "../shared/patternView";
+import { binsOf } from "../shared/raster";
 
 export interface HeadRef {
   /** Index into `layers` / `heads` (not the model's layer/head numbers). */
@@ -20,23 +22,22 @@ export interface AttnState {
   layer: number | null;
   head: number | null;
   tokens: string[];
-  thumbs: Tensor; // [L, H, t, t]
-  pattern: Tensor; // [H, n, n] for `patternLayer`
+  thumbs: Codes; // [L, H, t, t]
+  pattern: Codes; // [H, n, n] for `patternLayer`
   patternLayer: number | null;
   preview: HeadRef | null;
+  options: ViewOptions;
 }
-
-export type { Display };
 
 export function headName(s: AttnState, ref: HeadRef): string {
   const name = s.headNames[ref.layerIdx * s.heads.length + ref.headIdx];
   return name ?? `L${s.layers[ref.layerIdx]}H${s.heads[ref.headIdx]}`;
 }
 
-/** The head to draw, or null when there is nothing to draw yet. */
-export function chooseDisplay(s: AttnState): Display | null {
+/** The head to draw, as an image for the pattern view, or null when there is nothing yet. */
+export function chooseDisplay(s: AttnState): PatternImage | null {
   let ref: HeadRef | null = s.preview;
-  let mode: Display["mode"] = "preview";
+  let mode: PatternImage["mode"] = "preview";
   const layerIdx = s.layer === null ? 0 : Math.max(0, s.layers.indexOf(s.layer));
   if (!ref) {
     const locked = s.head === null ? -1 : s.heads.indexOf(s.head);
@@ -47,16 +48,41 @@ export function chooseDisplay(s: AttnState): Display | null {
   const layer = s.layers[ref.layerIdx]!;
   const head = s.heads[ref.headIdx]!;
   const n = s.tokens.length;
+  const meta = { layer, head, name: headName(s, ref), mode, n };
   const full = s.pattern.shape;
-  const name = headName(s, ref);
   if (layer === s.patternLayer && full.length === 3 && full[0] === s.heads.length && full[1] === n && full[2] === n) {
-    return { layer, head, name, mode, resolution: "full", size: n, data: slice0(s.pattern, ref.headIdx).data };
+    return image(s.pattern, blockOf(s.pattern, ref.headIdx).offset, n, null, "full", meta, s.options);
   }
   const th = s.thumbs.shape;
-  if (th.length === 4 && th[0] === s.layers.length && th[1] === s.heads.length && th[2] === th[3]) {
-    const data = slice0(slice0(s.thumbs, ref.layerIdx), ref.headIdx).data;
-    return { layer, head, name, mode, resolution: th[2] === n ? "full" : "thumbnail", size: th[2]!, data };
+  if (th.length === 4 && th[0] === s.layers.length && th[1] === s.heads.length && th[2] === th[3] && th[2]! > 0 && th[2]! <= n) {
+    const t = th[2]!;
+    const bins = binsOf(s.thumbs.edges, n, t);
+    return image(s.thumbs, blockOf(s.thumbs, ref.layerIdx, ref.headIdx).offset, t, bins, t === n ? "full" : "thumbnail", meta, s.options);
   }
   return null;
 }
 
+function image(
+  t: Codes,
+  offset: number,
+  side: number,
+  bins: Int32Array | null,
+  resolution: PatternImage["resolution"],
+  meta: Pick<PatternImage, "layer" | "head" | "name" | "mode" | "n">,
+  options: ViewOptions,
+): PatternImage {
+  const scale = headScale(t, options, maxCode(t.codes, offset, side, options.hideSink));
+  const at = (p: number) => (bins ? bins[p]! : p);
+  return {
+    ...meta,
+    resolution,
+    side,
+    codes: t.codes,
+    offset,
+    bins,
+    hideSink: options.hideSink,
+    table: codeTable(scale, t.lo, t.step),
+    scale,
+    value: (r, c) => t.exact(offset + at(r) * side + at(c)),
+  };
+}

@@ -1,60 +1,91 @@
 /**
- * Attention inspector view: layer selector, prompt box, thumbnail grid, big pattern with
- * token labels, token strip, legend, export. DOM contract: src/DOM.md.
+ * Attention inspector view: layer selector and view options, prompt box, the head atlas,
+ * the big pattern (zoom, pan, virtualised labels), token strip, legend, export.
+ * DOM contract: src/DOM.md.
+ *
+ * Patterns stay as the byte codes the kernel sent (see `shared/codes.ts`); every redraw
+ * maps codes through a 256-entry colour table, and each kind of change redraws only its
+ * part: a prompt edit repaints the atlas canvas and the visible window and updates the
+ * token strip in place; hover touches the overlay; locking and selecting flip attributes.
  */
-import { patternScale, textOn, type ColorScale } from "../shared/colors";
+import { DEFAULT_OPTIONS, tableBytes, codeTable, headScale, maxCode, type ViewOptions } from "../shared/codeColors";
+import { decodeCodesOrEmpty, EMPTY_CODES, type Codes } from "../shared/codes";
+import { patternScale, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { exportPng, exportSvg } from "../shared/download";
 import type { FigureSpec } from "../shared/figure";
 import { formatValue } from "../shared/format";
 import { Frame } from "../shared/frame";
 import { Legend } from "../shared/legend";
-import { decodeOrEmpty, EMPTY, type Tensor } from "../shared/tensor";
-import { fillTokenStrip, tokenIndexOf, visibleToken } from "../shared/tokens";
-import { getInt, getInts, getString, getStrings, slug } from "../shared/traits";
+import { PatternView } from "../shared/patternView";
+import { tokenIndexOf, visibleToken } from "../shared/tokens";
+import { getInt, getInts, getNumber, getString, getStrings, slug } from "../shared/traits";
 import type { Cleanup, RenderProps, WidgetModel } from "../shared/types";
+import { ThumbAtlas } from "./atlas";
 import { Controls } from "./controls";
 import { chooseDisplay, type AttnState, type HeadRef } from "./display";
-import { PatternView } from "../shared/patternView";
-import { ThumbGrid, thumbRef } from "./thumbs";
+import { TokenStrip } from "./strip";
+import { injectAttentionStyles } from "./styles";
+
+const TOKEN_TESTIDS = ["lw-token", "lw-dest-label", "lw-src-label"];
 
 export class AttentionView {
   readonly frame: Frame;
   readonly controls = new Controls();
-  readonly thumbs = new ThumbGrid();
+  readonly atlas: ThumbAtlas;
   readonly pattern: PatternView;
-  readonly strip: HTMLDivElement;
+  readonly strip = new TokenStrip();
   private readonly legend = new Legend();
-  private scale: ColorScale;
-  private thumbTensor: Tensor = EMPTY;
-  private patternTensor: Tensor = EMPTY;
+  private readonly note: HTMLDivElement;
+  private thumbCodes: Codes = EMPTY_CODES;
+  private patternCodes: Codes = EMPTY_CODES;
+  private versions = { thumbs: 0, pattern: 0 };
   private patternLayer: number | null = null;
   private preview: HeadRef | null = null;
+  private hoverToken: number | null = null;
+  private pinned: number | null = null;
+  private shownLayer: number | null = null;
+  private displayKey = "";
 
   constructor(private readonly model: WidgetModel, host: HTMLElement) {
+    injectAttentionStyles();
     this.frame = new Frame(model, host, "attention");
-    this.scale = patternScale(this.frame.theme.dark, this.frame.theme.background);
     this.pattern = new PatternView(() => ({
       accent: this.frame.theme.accent,
       fg: this.frame.theme.foreground,
       dim: this.frame.theme.dark ? "rgba(0, 0, 0, 0.55)" : "rgba(255, 255, 255, 0.6)",
     }));
-    this.strip = el("div", { testid: "lw-token-strip", className: "lw-token-strip" });
+    this.atlas = new ThumbAtlas({
+      hover: (ref) => this.setPreview(ref),
+      toggle: (ref) => this.toggleLock(ref),
+      active: (ref) => this.setPreview(ref),
+    });
+    this.note = el("div", { testid: "lw-note", className: "lw-note", attrs: { role: "status" } });
     this.frame.body.append(
       this.controls.node,
-      this.thumbs.node,
-      el("div", { className: "lw-controls-row", children: [this.pattern.node, this.legend.node] }),
+      this.note,
+      this.atlas.node,
+      el("div", { className: "lw-attn-main", children: [this.pattern.node, this.legend.node] }),
+      this.strip.node,
     );
-    this.frame.body.append(this.strip);
     this.frame.button("lw-export-png", "PNG", () => exportPng(this.figure(), `${this.filename()}.png`));
     this.frame.button("lw-export-svg", "SVG", () => exportSvg(this.figure(), `${this.filename()}.svg`));
     this.wire();
     this.loadThumbs();
     this.loadPattern();
-    this.refresh(true);
+    this.render({ layout: true, tokens: true });
   }
 
   // -- state ----------------------------------------------------------------------------
+  options(): ViewOptions {
+    const gamma = getNumber(this.model, "gamma");
+    return {
+      normalize: getString(this.model, "normalize") === "head" ? "head" : "global",
+      hideSink: this.model.get("hide_sink") === true,
+      gamma: gamma !== null && gamma > 0 ? gamma : DEFAULT_OPTIONS.gamma,
+    };
+  }
+
   state(): AttnState {
     return {
       layers: getInts(this.model, "layers"),
@@ -63,31 +94,44 @@ export class AttentionView {
       layer: getInt(this.model, "layer"),
       head: getInt(this.model, "head"),
       tokens: getStrings(this.model, "tokens"),
-      thumbs: this.thumbTensor,
-      pattern: this.patternTensor,
+      thumbs: this.thumbCodes,
+      pattern: this.patternCodes,
       patternLayer: this.patternLayer,
       preview: this.preview,
+      options: this.options(),
     };
   }
 
-  private decode(key: string): Tensor {
+  private decode(key: string): Codes {
     try {
-      return decodeOrEmpty(this.model.get(key));
+      return decodeCodesOrEmpty(this.model.get(key));
     } catch (err) {
       this.frame.showError(`Could not decode ${key}: ${(err as Error).message}`);
-      return EMPTY;
+      return EMPTY_CODES;
     }
   }
 
   private loadThumbs(): void {
-    this.thumbTensor = this.decode("thumbs");
+    this.thumbCodes = this.decode("thumbs");
+    this.versions.thumbs++;
+    this.account();
   }
 
   private loadPattern(): void {
-    this.patternTensor = this.decode("pattern");
+    this.patternCodes = this.decode("pattern");
+    this.versions.pattern++;
     // The kernel tags the payload with its layer (the browser may already have moved on).
     const payload = this.model.get("pattern") as { layer?: unknown } | null;
     this.patternLayer = Number.isInteger(payload?.layer) ? (payload!.layer as number) : getInt(this.model, "layer");
+    this.account();
+  }
+
+  /** Bytes of pattern data held (codes; colour tables apart) and received, as root attributes. */
+  private account(): void {
+    const d = this.frame.root.dataset;
+    d.patternBytes = String(this.thumbCodes.bytes + this.patternCodes.bytes);
+    d.tableBytes = String(tableBytes());
+    d.payloadBytes = String(this.thumbCodes.codes.byteLength + this.patternCodes.codes.byteLength);
   }
 
   // -- wiring ---------------------------------------------------------------------------
@@ -96,33 +140,26 @@ export class AttentionView {
     const m = this.model;
     d.onModel(m, "change:thumbs", () => {
       this.loadThumbs();
-      this.refresh(true);
+      this.render({});
     });
     d.onModel(m, "change:pattern", () => {
       this.loadPattern();
-      this.refresh(false);
+      this.render({});
     });
-    for (const key of ["tokens", "layers", "heads", "head_names"]) d.onModel(m, `change:${key}`, () => this.refresh(true));
-    for (const key of ["layer", "head", "prompt", "editable"]) d.onModel(m, `change:${key}`, () => this.refresh(false));
-    this.frame.watchTheme(() => {
-      this.scale = patternScale(this.frame.theme.dark, this.frame.theme.background);
-      this.refresh(true);
-    });
+    d.onModel(m, "change:tokens", () => this.render({ tokens: true }));
+    for (const key of ["layers", "heads", "head_names"]) d.onModel(m, `change:${key}`, () => this.render({ layout: true }));
+    for (const key of ["layer", "head", "prompt", "editable", "normalize", "hide_sink", "gamma"]) d.onModel(m, `change:${key}`, () => this.render({}));
+    d.onModel(m, "change:note", () => this.render({}));
+    this.frame.watchTheme(() => this.render({})); // colours do not depend on the theme; the overlay does
 
-    // thumbnails: hover previews, click locks / unlocks
-    const grid = this.thumbs.node;
-    d.listen(grid, "mouseover", (ev) => this.setPreview(thumbRef(ev.target)));
-    d.listen(grid, "mouseleave", () => this.setPreview(null));
-    d.listen(grid, "click", (ev) => {
-      const ref = thumbRef(ev.target);
-      if (ref) this.toggleLock(ref);
-    });
-
-    // layer selector
+    // layer selector and view options
     d.listen(this.controls.select, "change", () => {
       const layer = Number(this.controls.select.value);
       if (Number.isInteger(layer)) this.setLayer(layer);
     });
+    d.listen(this.controls.perHead, "change", () => this.setOption("normalize", this.controls.perHead.checked ? "head" : "global"));
+    d.listen(this.controls.hideSink, "change", () => this.setOption("hide_sink", this.controls.hideSink.checked));
+    d.listen(this.controls.gamma, "change", () => this.setOption("gamma", Number(this.controls.gamma.value)));
 
     // prompt: debounce, then sync `prompt`; busy until the kernel's next revision
     d.listen(this.controls.prompt, "input", () => {
@@ -138,36 +175,52 @@ export class AttentionView {
     d.add(() => this.controls.cancel());
 
     // big canvas: tooltip + hover outline
-    const canvas = this.pattern.grid.canvas;
+    const canvas = this.pattern.canvas;
     d.listen(canvas, "mousemove", (ev) => this.onCanvasHover(ev));
     d.listen(canvas, "mouseleave", () => {
-      this.pattern.hover = null;
+      this.pattern.setHover(null);
       this.frame.tooltip.hide();
-      this.pattern.paint();
     });
 
-    // tokens (strip and axis labels): highlight attention from and to the token
-    for (const node of [this.strip, this.pattern.node]) {
+    // tokens (strip and axis labels): hover highlights, click pins, keys move
+    for (const node of [this.strip.node, this.pattern.node]) {
       d.listen(node, "mouseover", (ev) => {
         const t = ev.target as HTMLElement | null;
-        if (!t?.dataset || !["lw-token", "lw-dest-label", "lw-src-label"].includes(t.dataset.testid ?? "")) return;
-        this.setHighlight(tokenIndexOf(t));
+        if (t?.dataset && TOKEN_TESTIDS.includes(t.dataset.testid ?? "")) this.setHoverToken(tokenIndexOf(t));
       });
       d.listen(node, "mouseout", (ev) => {
         const t = ev.target as HTMLElement | null;
-        if (t?.dataset && ["lw-token", "lw-dest-label", "lw-src-label"].includes(t.dataset.testid ?? "")) this.setHighlight(null);
+        if (t?.dataset && TOKEN_TESTIDS.includes(t.dataset.testid ?? "")) this.setHoverToken(null);
+      });
+      d.listen(node, "click", (ev) => {
+        const t = ev.target as HTMLElement | null;
+        if (!t?.dataset || !TOKEN_TESTIDS.includes(t.dataset.testid ?? "")) return;
+        const i = tokenIndexOf(t);
+        this.pin(i === this.pinned ? null : i);
       });
     }
+    d.listen(this.strip.node, "keydown", (ev) => {
+      const n = this.strip.length;
+      const at = this.strip.cursor ?? this.pinned ?? -1;
+      if (ev.key === "ArrowRight" || ev.key === "ArrowDown") this.pin(Math.min(n - 1, at + 1));
+      else if (ev.key === "ArrowLeft" || ev.key === "ArrowUp") this.pin(Math.max(0, at - 1));
+      else if (ev.key === "Home") this.pin(0);
+      else if (ev.key === "End") this.pin(n - 1);
+      else if (ev.key === "Escape") this.pin(null);
+      else return;
+      ev.preventDefault();
+    });
+    this.pattern.onViewChange = () => this.frame.tooltip.hide();
   }
 
   // -- interaction --------------------------------------------------------------------
   setPreview(ref: HeadRef | null): void {
     if (ref?.layerIdx === this.preview?.layerIdx && ref?.headIdx === this.preview?.headIdx) return;
     this.preview = ref;
-    this.refresh(false);
+    this.render({});
   }
 
-  /** Click on a thumbnail: lock it, or unlock when it is already locked. */
+  /** Click (or Enter) on a thumbnail: lock it, or unlock when it is already locked. */
   toggleLock(ref: HeadRef): void {
     const s = this.state();
     const layer = s.layers[ref.layerIdx];
@@ -181,7 +234,7 @@ export class AttentionView {
       this.model.set("head", head);
     }
     this.model.save_changes();
-    this.refresh(false);
+    this.render({});
   }
 
   setLayer(layer: number): void {
@@ -189,98 +242,152 @@ export class AttentionView {
     this.frame.setBusy(true);
     this.model.set("layer", layer);
     this.model.save_changes();
-    this.refresh(false);
+    this.render({});
   }
 
-  setHighlight(i: number | null): void {
+  private setOption(key: string, value: unknown): void {
+    this.model.set(key, value);
+    this.model.save_changes();
+  }
+
+  private setHoverToken(i: number | null): void {
+    this.hoverToken = i;
+    this.applyHighlight();
+  }
+
+  /** Pin the highlight on token `i` (click or keyboard), or clear it. */
+  pin(i: number | null): void {
+    this.pinned = i !== null && i >= 0 && i < this.strip.length ? i : null;
+    this.strip.setCursor(this.pinned);
+    this.applyHighlight();
+  }
+
+  /** Highlight the hovered token, else the pinned one: row and column on the canvas, strip colours. */
+  private applyHighlight(): void {
+    const i = this.hoverToken ?? this.pinned;
     this.pattern.setHighlight(i);
-    const n = getStrings(this.model, "tokens").length;
-    const row = i === null ? null : this.pattern.rowOf(i, n);
-    [...this.strip.children].forEach((child, j) => {
-      const span = child as HTMLElement;
-      span.classList.toggle("lw-hl", i === j);
-      if (row) {
-        const rgba = this.scale.rgba(row[j] ?? NaN);
-        span.style.backgroundColor = this.scale.color(row[j] ?? NaN);
-        span.style.color = textOn(rgba);
-      } else {
-        span.style.backgroundColor = "";
-        span.style.color = "";
-      }
-    });
+    const img = this.pattern.image;
+    this.strip.paint(i, i === null ? null : this.pattern.rowOf(i), img?.scale ?? patternScale());
   }
 
   private onCanvasHover(ev: MouseEvent): void {
-    const cell = this.pattern.grid.cellAt(ev);
-    const disp = this.pattern.display;
-    if (!cell || !disp) {
-      this.pattern.hover = null;
+    const cell = this.pattern.dragging ? null : this.pattern.cellAt(ev);
+    const img = this.pattern.image;
+    if (!cell || !img) {
+      this.pattern.setHover(null);
       this.frame.tooltip.hide();
-      return this.pattern.paint();
+      return;
     }
     const tokens = getStrings(this.model, "tokens");
-    const value = this.pattern.value(cell, tokens.length);
     this.frame.tooltip.show(
       [
-        disp.name,
+        img.name,
         `${visibleToken(tokens[cell.row] ?? "")}[${cell.row}] → ${visibleToken(tokens[cell.col] ?? "")}[${cell.col}]`,
-        formatValue(value) + (disp.resolution === "thumbnail" ? " (pooled)" : ""),
+        formatValue(this.pattern.value(cell)) + (img.resolution === "thumbnail" ? " (pooled)" : ""),
       ],
       ev.clientX,
       ev.clientY,
     );
-    if (this.pattern.hover?.row !== cell.row || this.pattern.hover?.col !== cell.col) {
-      this.pattern.hover = cell;
-      this.pattern.paint();
-    }
+    this.pattern.setHover(cell);
   }
 
   // -- rendering ------------------------------------------------------------------------
-  /** Re-derive everything from the model; `rebuild` also redraws thumbnails and tokens. */
-  refresh(rebuild: boolean): void {
+  /** Re-derive the view from the model; `layout` rebuilds the atlas cells, `tokens` the strip. */
+  render(parts: { layout?: boolean; tokens?: boolean }): void {
     const s = this.state();
-    if (rebuild) {
-      this.thumbs.render(s.layers, s.heads, s.headNames, s.thumbs, this.scale);
-      fillTokenStrip(this.strip, s.tokens);
-      this.legend.update(this.scale);
-    }
+    if (parts.layout) this.atlas.layout(s.layers, s.heads, s.headNames);
+    if (parts.tokens || parts.layout) this.strip.update(s.tokens);
+    this.drawAtlas(s);
     this.controls.setLayers(s.layers, s.layer);
+    this.controls.setOptions(s.options);
     this.controls.setPrompt(getString(this.model, "prompt"), this.model.get("editable") === true);
+    const noteText = getString(this.model, "note");
+    this.note.textContent = noteText;
+    this.note.hidden = !noteText;
     const layerIdx = s.layer === null ? -1 : s.layers.indexOf(s.layer);
     const lockedIdx = s.head === null ? -1 : s.heads.indexOf(s.head);
-    this.thumbs.mark(layerIdx, lockedIdx >= 0 && layerIdx >= 0 ? { layerIdx, headIdx: lockedIdx } : null, s.preview);
-    this.pattern.show(chooseDisplay(s), s.tokens, this.scale, rebuild);
-    if (rebuild && this.pattern.highlight !== null) this.setHighlight(this.pattern.highlight < s.tokens.length ? this.pattern.highlight : null);
+    this.atlas.mark(layerIdx, lockedIdx >= 0 && layerIdx >= 0 ? { layerIdx, headIdx: lockedIdx } : null, s.preview);
+    if (s.layer !== this.shownLayer) {
+      this.shownLayer = s.layer;
+      this.atlas.scrollToLayer(layerIdx); // e.g. L23 chosen from a linked heatmap
+    }
+    const image = chooseDisplay(s);
+    const key = image
+      ? `${image.layer}/${image.head}/${image.resolution}/${image.resolution === "full" && image.layer === s.patternLayer ? this.versions.pattern : this.versions.thumbs}/${JSON.stringify(s.options)}`
+      : "";
+    const tokensChanged = s.tokens.length !== this.pattern.n || parts.tokens === true;
+    if (key !== this.displayKey || tokensChanged) {
+      this.displayKey = key;
+      this.pattern.show(image, s.tokens);
+      this.legend.update(image?.scale ?? patternScale());
+      const i = this.hoverToken ?? this.pinned;
+      if (i !== null && i >= s.tokens.length) {
+        this.hoverToken = null;
+        this.pinned = null;
+      }
+      this.applyHighlight();
+    } else {
+      this.pattern.show(image, s.tokens, false); // mode / label only; the pixels stay
+    }
+    this.account();
+  }
+
+  private drawAtlas(s: AttnState): void {
+    const th = s.thumbs.shape;
+    if (th.length !== 4 || th[0] !== s.layers.length || th[1] !== s.heads.length) return;
+    const t = th[2]!;
+    const opts = s.options;
+    const codes = s.thumbs;
+    const block = t * t;
+    const H = s.heads.length;
+    this.atlas.draw({
+      codes: codes.codes,
+      t,
+      hideSink: opts.hideSink,
+      colorKey: `${JSON.stringify(opts)}/${codes.lo}/${codes.step}`,
+      table: (li, hi) => {
+        const offset = (li * H + hi) * block;
+        return codeTable(headScale(codes, opts, maxCode(codes.codes, offset, t, opts.hideSink)), codes.lo, codes.step);
+      },
+    });
   }
 
   figure(): FigureSpec {
     const tokens = getStrings(this.model, "tokens");
-    const labels = tokens.map((t) => visibleToken(t));
-    const disp = this.pattern.display;
-    const title = [getString(this.model, "title"), disp ? disp.name : ""].filter(Boolean).join(" ");
+    const img = this.pattern.image;
+    // What is in view: the whole pattern, or the zoomed-in window.
+    const [a, b] = img ? this.pattern.visibleRange() : [0, 0];
+    const w = this.pattern.cellW;
+    const c0 = Math.max(0, Math.floor(this.pattern.ox / w));
+    const c1 = Math.min(tokens.length, Math.ceil((this.pattern.ox + this.pattern.side) / w));
+    const rows = b - a;
+    const cols = img ? c1 - c0 : 0;
+    const values = new Float32Array(rows * cols);
+    if (img) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) values[r * cols + c] = img.value(a + r, c0 + c);
+    const title = [getString(this.model, "title"), img ? img.name : ""].filter(Boolean).join(" ");
+    const scale: ColorScale = img?.scale ?? patternScale();
     return {
       title,
-      rows: tokens.length,
-      cols: tokens.length,
-      values: this.pattern.full ?? new Float32Array(0),
-      rowLabels: labels,
-      colLabels: labels,
-      scale: this.scale,
-      cell: Math.max(4, this.pattern.grid.geometry.cellW),
+      rows,
+      cols,
+      values,
+      rowLabels: tokens.slice(a, b).map((t) => visibleToken(t)),
+      colLabels: tokens.slice(c0, c1).map((t) => visibleToken(t)),
+      scale,
+      cell: Math.max(4, Math.min(24, w)),
       theme: this.frame.theme,
     };
   }
 
   private filename(): string {
-    const disp = this.pattern.display;
-    return slug(`attention ${disp ? disp.name : ""}`, "attention");
+    const img = this.pattern.image;
+    return slug(`attention ${img ? img.name : ""}`, "attention");
   }
 
   dispose(): void {
     this.frame.disposer.dispose();
   }
 }
-
 
 export function render({ model, el: host }: RenderProps): Cleanup {
   const view = new AttentionView(model, host);

@@ -8,7 +8,7 @@ import { textOn, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { formatValue } from "../shared/format";
 import { visibleToken } from "../shared/tokens";
-import { PatternView } from "../shared/patternView";
+import { imageOfValues, PatternView } from "../shared/patternView";
 import type { DetailData } from "./state";
 
 export class DetailView {
@@ -71,12 +71,7 @@ export class DetailView {
   private renderPattern(d: DetailData, scale: ColorScale): void {
     const n = d.tokens.length;
     const ok = d.pattern.shape.length === 2 && d.pattern.shape[0] === n && d.pattern.shape[1] === n;
-    this.pattern.show(
-      ok ? { layer: d.layer, head: d.index, name: d.label, mode: "locked", resolution: "full", size: n, data: d.pattern.data } : null,
-      d.tokens,
-      scale,
-      true,
-    );
+    this.pattern.show(ok ? imageOfValues(d.pattern.data, n, scale, { layer: d.layer, head: d.index, name: d.label, mode: "locked" }) : null, d.tokens);
     this.pattern.setHighlight(ok && d.pos < n ? d.pos : null);
     this.from.replaceChildren(
       ...d.tokens.map((tok, j) => {

@@ -1,157 +1,419 @@
 /**
- * The big dest x src pattern: canvas plus token labels (rows = destination/query,
- * columns = source/key). Hovering a token highlights its row (attention from it) and
- * column (attention to it) and dims the rest.
+ * The big dest x src attention pattern (rows = destination/query, columns = source/key),
+ * shared by the attention inspector and the residual explorer's head detail.
+ *
+ * Built for thousands of tokens:
+ * - a fixed-size viewport (at most 560 CSS px) with zoom (Ctrl/Cmd + wheel, the +/- buttons
+ *   or keys) and pan (drag, wheel when zoomed, arrow keys); only the visible window is
+ *   rasterised, straight from the byte codes (see `raster.ts`);
+ * - hover and highlight live on an overlay canvas and repaint only the cells they touch;
+ * - token labels are virtualised: only the visible ones exist, and only when a cell is
+ *   big enough to read them.
+ *
+ * DOM contract (src/DOM.md): the canvas carries the grid geometry (`data-rows`, `data-cols`,
+ * `data-cell-width`, `data-cell-height`) plus `data-zoom`, `data-offset-x`, `data-offset-y`:
+ * cell (r, c) is centred at `x = (c + .5) * cellWidth - offsetX`, `y = (r + .5) * cellHeight - offsetY`.
  */
+import { codeTable, codesOfValues } from "./codeColors";
 import type { ColorScale } from "./colors";
-import { el } from "./dom";
-import { GridCanvas, outlineCell, type Cell, type Overlay } from "./grid";
+import { el, localPoint } from "./dom";
+import { injectPatternStyles } from "./patternStyles";
+import { rasterWindow, type RasterSource } from "./raster";
 import { visibleToken } from "./tokens";
 
-/** One head's dest x src pattern as the view draws it. */
-export interface Display {
+/** One head's pattern as the view draws it. */
+export interface PatternImage extends RasterSource {
   layer: number;
   head: number;
   name: string;
   mode: "locked" | "preview" | "default";
   resolution: "full" | "thumbnail";
-  /** Side of `data` (`n`, or the thumbnail size when pooled). */
-  size: number;
-  data: Float32Array;
+  /** The value at (row, col) positions (exact, not normalised). */
+  value(row: number, col: number): number;
+  /** Colours of values (legend, token backgrounds). */
+  scale: ColorScale;
+}
+
+export interface Cell {
+  row: number;
+  col: number;
+}
+
+export interface PatternColors {
+  accent: string;
+  dim: string;
+  fg: string;
+}
+
+/** Largest side of the viewport, CSS px. */
+export const VIEWPORT = 560;
+/** Cells narrower than this (CSS px) get no token labels. */
+export const LABEL_MIN_CELL = 7;
+const MAX_CELL = 48;
+
+/** CSS px per cell at zoom 1: integer sizes up to 24 px while n <= 280, else the viewport / n. */
+export function baseCell(n: number): number {
+  const whole = Math.floor(VIEWPORT / Math.max(1, n));
+  return whole >= 2 ? Math.min(24, whole) : VIEWPORT / Math.max(1, n);
 }
 
 export class PatternView {
   readonly node: HTMLDivElement;
-  readonly grid: GridCanvas;
+  readonly canvas: HTMLCanvasElement;
   readonly headLabel: HTMLDivElement;
+  private readonly overlay: HTMLCanvasElement;
+  private readonly stage: HTMLDivElement;
   private readonly destLabels: HTMLDivElement;
   private readonly srcLabels: HTMLDivElement;
-  private key = "";
-  private data: Float32Array | null = null;
-  /** The drawn values at `n x n` (upsampled from a thumbnail when needed). */
-  full: Float32Array | null = null;
-  display: Display | null = null;
+  private readonly zoomLabel: HTMLSpanElement;
+  private tokens: string[] = [];
+  private pixels: ImageData | null = null;
+  private drag: { x: number; y: number; ox: number; oy: number; moved: boolean } | null = null;
+  image: PatternImage | null = null;
   highlight: number | null = null;
   hover: Cell | null = null;
+  /** CSS px per cell at zoom 1, the zoom factor and the pan offset (CSS px). */
+  private base = 1;
+  zoom = 1;
+  ox = 0;
+  oy = 0;
+  /** Called after the view moved (zoom or pan) - owners re-place tooltips. */
+  onViewChange: (() => void) | null = null;
 
-  constructor(private readonly colors: () => { accent: string; dim: string; fg: string }) {
-    const canvas = el("canvas", { testid: "lw-attn-canvas", className: "lw-canvas", attrs: { tabindex: "0" } });
-    this.grid = new GridCanvas(canvas);
+  constructor(private readonly colors: () => PatternColors) {
+    injectPatternStyles();
+    this.canvas = el("canvas", { testid: "lw-attn-canvas", className: "lw-pv-canvas", attrs: { tabindex: "0", "aria-label": "Attention pattern (+/- zoom, arrows pan)" } });
+    this.overlay = el("canvas", { className: "lw-pv-overlay", attrs: { "aria-hidden": "true" } });
+    this.stage = el("div", { className: "lw-pv-stage", children: [this.canvas, this.overlay] });
     this.headLabel = el("div", { testid: "lw-head-label", className: "lw-head-label" });
-    this.destLabels = el("div", { className: "lw-dest-labels" });
-    this.srcLabels = el("div", { className: "lw-src-labels" });
+    this.destLabels = el("div", { className: "lw-pv-dest" });
+    this.srcLabels = el("div", { className: "lw-pv-src" });
+    this.zoomLabel = el("span", { testid: "lw-zoom-level", className: "lw-zoom-level" });
+    const button = (testid: string, text: string, label: string, fn: () => void) => {
+      const b = el("button", { testid, className: "lw-button", text, attrs: { type: "button", title: label } });
+      b.addEventListener("click", fn);
+      return b;
+    };
+    const zoombar = el("div", {
+      className: "lw-zoombar",
+      children: [
+        button("lw-zoom-out", "−", "Zoom out", () => this.zoomBy(0.5)),
+        button("lw-zoom-in", "+", "Zoom in", () => this.zoomBy(2)),
+        button("lw-zoom-fit", "Fit", "Whole pattern", () => this.setView(1, 0, 0)),
+        this.zoomLabel,
+      ],
+    });
     this.node = el("div", {
       className: "lw-main",
-      children: [this.headLabel, el("div", { className: "lw-grid", children: [el("div"), this.srcLabels, this.destLabels, canvas] })],
+      children: [el("div", { className: "lw-pv-head", children: [this.headLabel, zoombar] }), el("div", { className: "lw-pv", children: [el("div"), this.srcLabels, this.destLabels, this.stage] })],
     });
+    this.wire();
   }
 
-  /** Draw `display` (re-rasterising only when the head, data or tokens changed). */
-  show(display: Display | null, tokens: string[], scale: ColorScale, force = false): void {
-    this.display = display;
-    const n = tokens.length;
-    const cell = cellSize(n);
-    const size = display?.size ?? 0;
-    const key = display ? `${display.layer}/${display.head}/${display.resolution}/${n}/${size}` : "";
-    const d = this.grid.canvas.dataset;
-    d.layer = display ? String(display.layer) : "";
-    d.head = display ? String(display.head) : "";
-    d.mode = display?.mode ?? "default";
-    d.resolution = display?.resolution ?? "full";
-    const suffix = display?.mode === "locked" ? " (locked)" : display?.mode === "preview" ? " (preview)" : "";
-    this.headLabel.textContent = display ? `${display.name}${suffix}` : "";
-    if (force || key !== this.key || this.grid.geometry.rows !== n) {
-      this.renderLabels(tokens, cell);
-      this.grid.setGeometry({ rows: n, cols: n, cellW: cell, cellH: cell });
+  // -- geometry -------------------------------------------------------------------------
+  get n(): number {
+    return this.tokens.length;
+  }
+
+  get cellW(): number {
+    return this.base * this.zoom;
+  }
+
+  /** Viewport side, CSS px. */
+  get side(): number {
+    return Math.min(VIEWPORT, Math.round(this.n * this.base));
+  }
+
+  get maxZoom(): number {
+    return Math.max(1, MAX_CELL / this.base);
+  }
+
+  /** The cell under a mouse event, or null outside the pattern. */
+  cellAt(ev: MouseEvent): Cell | null {
+    const { x, y } = localPoint(this.canvas, ev);
+    const side = this.side;
+    if (x < 0 || y < 0 || x >= side || y >= side) return null;
+    const col = Math.floor((x + this.ox) / this.cellW);
+    const row = Math.floor((y + this.oy) / this.cellW);
+    return row >= 0 && row < this.n && col >= 0 && col < this.n ? { row, col } : null;
+  }
+
+  /** Visible positions [first, last) along both axes. */
+  visibleRange(): [number, number] {
+    const a = Math.max(0, Math.floor(this.oy / this.cellW));
+    const b = Math.min(this.n, Math.ceil((this.oy + this.side) / this.cellW));
+    return [a, b];
+  }
+
+  /** Zoom (clamped to 1..maxZoom) and pan (clamped to the pattern), then redraw. */
+  setView(zoom: number, ox: number, oy: number): void {
+    this.zoom = Math.min(this.maxZoom, Math.max(1, zoom));
+    const limit = Math.max(0, this.n * this.cellW - this.side);
+    this.ox = Math.min(limit, Math.max(0, ox));
+    this.oy = Math.min(limit, Math.max(0, oy));
+    this.publish();
+    this.renderLabels();
+    this.paintBase();
+    this.paint();
+    this.onViewChange?.();
+  }
+
+  /** Zoom by `factor` keeping the point (x, y) of the viewport (default its centre) in place. */
+  zoomBy(factor: number, x = this.side / 2, y = this.side / 2): void {
+    const z = Math.min(this.maxZoom, Math.max(1, this.zoom * factor));
+    const k = z / this.zoom;
+    this.setView(z, (this.ox + x) * k - x, (this.oy + y) * k - y);
+  }
+
+  // -- content --------------------------------------------------------------------------
+  /**
+   * Draw `image` over `tokens`; the view (zoom, pan) is kept while the token count stays.
+   * `redraw = false`: the caller knows the pixels are the same (only mode / name changed).
+   */
+  show(image: PatternImage | null, tokens: string[], redraw = true): void {
+    const resized = tokens.length !== this.n;
+    const relabel = resized || tokens.some((t, i) => t !== this.tokens[i]);
+    this.tokens = tokens;
+    this.image = image;
+    const d = this.canvas.dataset;
+    d.layer = image ? String(image.layer) : "";
+    d.head = image ? String(image.head) : "";
+    d.mode = image?.mode ?? "default";
+    d.resolution = image?.resolution ?? "full";
+    const suffix = image?.mode === "locked" ? " (locked)" : image?.mode === "preview" ? " (preview)" : "";
+    this.headLabel.textContent = image ? `${image.name}${suffix}` : "";
+    if (resized) {
+      this.base = baseCell(tokens.length);
+      this.resize();
+      if (this.hover && (this.hover.row >= this.n || this.hover.col >= this.n)) this.hover = null;
+      this.setView(1, 0, 0);
+      return;
     }
-    if (force || key !== this.key || display?.data !== this.data || this.grid.geometry.rows !== n) {
-      this.key = key;
-      this.data = display?.data ?? null;
-      this.full = display ? upsample(display.data, display.size, n) : null;
-      this.grid.setValues(this.full ?? new Float32Array(0), scale);
-    }
+    if (relabel) this.renderLabels();
+    if (!redraw && !relabel) return;
+    this.paintBase();
     this.paint();
   }
 
-  /** Attention from token `i` to every token (row `i`), or null. */
-  rowOf(i: number, n: number): Float32Array | null {
-    if (!this.full || i < 0 || i >= n) return null;
-    return this.full.subarray(i * n, (i + 1) * n);
+  /** The value at a cell of what is drawn (NaN when nothing is). */
+  value(cell: Cell): number {
+    return this.image ? this.image.value(cell.row, cell.col) : NaN;
   }
 
-  value(cell: Cell, n: number): number {
-    return this.full?.[cell.row * n + cell.col] ?? NaN;
+  /** Attention from position `i` to every position (row `i`), or null. */
+  rowOf(i: number): Float32Array | null {
+    const img = this.image;
+    if (!img || i < 0 || i >= this.n) return null;
+    const row = new Float32Array(this.n);
+    for (let j = 0; j < this.n; j++) row[j] = img.value(i, j);
+    return row;
   }
 
   setHighlight(i: number | null): void {
     this.highlight = i;
-    this.grid.canvas.dataset.highlight = i === null ? "" : String(i);
+    this.canvas.dataset.highlight = i === null ? "" : String(i);
     for (const group of [this.destLabels, this.srcLabels]) {
       for (const child of group.children) (child as HTMLElement).classList.toggle("lw-hl", i !== null && (child as HTMLElement).dataset.index === String(i));
     }
     this.paint();
   }
 
-  paint(): void {
-    const overlays: Overlay[] = [];
+  /** Move the hover outline; repaints only the cells it leaves and enters. */
+  setHover(cell: Cell | null): void {
+    const old = this.hover;
+    if (old?.row === cell?.row && old?.col === cell?.col) return;
+    this.hover = cell;
+    const rects = [old, cell].filter((c): c is Cell => c !== null).map((c) => this.cellRect(c, 2));
+    this.paint(rects);
+  }
+
+  // -- drawing --------------------------------------------------------------------------
+  private dpr(): number {
+    return typeof devicePixelRatio === "number" && devicePixelRatio > 0 ? devicePixelRatio : 1;
+  }
+
+  private resize(): void {
+    const side = this.side;
+    const px = Math.max(1, Math.round(side * this.dpr()));
+    for (const c of [this.canvas, this.overlay]) {
+      c.width = px;
+      c.height = px;
+      c.style.width = `${side}px`;
+      c.style.height = `${side}px`;
+    }
+    this.stage.style.width = `${side}px`;
+    this.stage.style.height = `${side}px`;
+    this.destLabels.style.height = `${side}px`;
+    this.srcLabels.style.width = `${side}px`;
+    this.pixels = null;
+  }
+
+  private publish(): void {
+    const d = this.canvas.dataset;
+    d.rows = String(this.n);
+    d.cols = String(this.n);
+    d.cellWidth = String(this.cellW);
+    d.cellHeight = String(this.cellW);
+    d.zoom = String(Math.round(this.zoom * 1000) / 1000);
+    d.offsetX = String(this.ox);
+    d.offsetY = String(this.oy);
+    this.zoomLabel.textContent = this.zoom === 1 ? "" : `×${this.zoom < 10 ? this.zoom.toFixed(1) : Math.round(this.zoom)}`;
+  }
+
+  /** Rasterise the visible window of the image into the canvas. */
+  paintBase(): void {
+    const ctx = this.canvas.getContext("2d");
+    if (!ctx) return; // no canvas backend (tests): geometry and events still work
+    const img = this.image;
+    const w = this.canvas.width;
+    const h = this.canvas.height;
+    if (!img || !this.n) {
+      ctx.clearRect(0, 0, w, h);
+      return;
+    }
+    if (!this.pixels || this.pixels.width !== w || this.pixels.height !== h) this.pixels = ctx.createImageData(w, h);
+    const scale = w / Math.max(1, this.side);
+    const out = new Uint32Array(this.pixels.data.buffer, this.pixels.data.byteOffset, w * h);
+    rasterWindow(img, { width: w, height: h, cellPx: this.cellW * scale, x0: this.ox * scale, y0: this.oy * scale }, out);
+    ctx.putImageData(this.pixels, 0, 0);
+  }
+
+  /** CSS-px rectangle of a cell in the viewport, grown by `pad`. */
+  private cellRect(c: Cell, pad: number): [number, number, number, number] {
+    const w = this.cellW;
+    return [c.col * w - this.ox - pad, c.row * w - this.oy - pad, w + 2 * pad, w + 2 * pad];
+  }
+
+  /** Repaint the overlay (highlight, hover) - only inside `dirty` rectangles when given. */
+  paint(dirty?: Array<[number, number, number, number]>): void {
+    const ctx = this.overlay.getContext("2d");
+    if (!ctx) return;
+    const scale = this.overlay.width / Math.max(1, this.side);
+    ctx.setTransform(scale, 0, 0, scale, 0, 0);
+    const regions = dirty ?? [[0, 0, this.side, this.side] as [number, number, number, number]];
     const { accent, dim, fg } = this.colors();
-    const i = this.highlight;
-    if (i !== null) overlays.push(dimExcept(i, dim), outlineLine(i, accent));
-    if (this.hover) overlays.push(outlineCell(this.hover, fg, 1));
-    this.grid.paint(overlays);
+    const w = this.cellW;
+    const side = this.side;
+    for (const [x, y, rw, rh] of regions) {
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(x, y, rw, rh);
+      ctx.clip();
+      ctx.clearRect(x, y, rw, rh);
+      const i = this.highlight;
+      if (i !== null && i < this.n) {
+        const at = i * w;
+        const cx = at - this.ox;
+        const cy = at - this.oy;
+        ctx.fillStyle = dim;
+        ctx.fillRect(0, 0, cx, cy);
+        ctx.fillRect(cx + w, 0, side - cx - w, cy);
+        ctx.fillRect(0, cy + w, cx, side - cy - w);
+        ctx.fillRect(cx + w, cy + w, side - cx - w, side - cy - w);
+        ctx.strokeStyle = accent;
+        ctx.lineWidth = 1.5;
+        ctx.strokeRect(0.75, cy + 0.75, side - 1.5, Math.max(0.5, w - 1.5));
+        ctx.strokeRect(cx + 0.75, 0.75, Math.max(0.5, w - 1.5), side - 1.5);
+      }
+      if (this.hover) {
+        const [hx, hy, hw, hh] = this.cellRect(this.hover, 0);
+        ctx.strokeStyle = fg;
+        ctx.lineWidth = 1;
+        ctx.strokeRect(hx + 0.5, hy + 0.5, Math.max(1, hw - 1), Math.max(1, hh - 1));
+      }
+      ctx.restore();
+    }
   }
 
-  private renderLabels(tokens: string[], cell: number): void {
-    const font = `${Math.max(6, Math.min(12, cell - 2))}px`;
-    this.destLabels.replaceChildren(
-      ...tokens.map((tok, i) =>
-        el("div", { testid: "lw-dest-label", className: "lw-dest-label", text: visibleToken(tok), attrs: { "data-index": String(i), title: `${i}: ${JSON.stringify(tok)}`, style: `height:${cell}px;line-height:${cell}px;font-size:${font}` } }),
-      ),
-    );
-    this.srcLabels.replaceChildren(
-      ...tokens.map((tok, i) =>
-        el("div", { testid: "lw-src-label", className: "lw-src-label", text: visibleToken(tok), attrs: { "data-index": String(i), title: `${i}: ${JSON.stringify(tok)}`, style: `width:${cell}px;line-height:${cell}px;font-size:${font}` } }),
-      ),
-    );
+  /** Labels for the visible positions only, and only when a cell can hold one. */
+  private renderLabels(): void {
+    const w = this.cellW;
+    if (w < LABEL_MIN_CELL || !this.n) {
+      this.destLabels.replaceChildren();
+      this.srcLabels.replaceChildren();
+      this.stage.dataset.labels = "hidden";
+      return;
+    }
+    this.stage.dataset.labels = "shown";
+    const [r0, r1] = this.visibleRange();
+    const font = `${Math.max(6, Math.min(12, Math.floor(w) - 2))}px`;
+    const make = (testid: string, i: number, along: "top" | "left", offset: number): HTMLDivElement => {
+      const tok = this.tokens[i] ?? "";
+      const node = el("div", { testid, className: testid, text: visibleToken(tok), attrs: { "data-index": String(i), title: `${i}: ${JSON.stringify(tok)}` } });
+      const s = node.style;
+      s[along] = `${i * w - offset}px`;
+      s[along === "top" ? "height" : "width"] = s.lineHeight = `${w}px`;
+      s.fontSize = font;
+      if (this.highlight === i) node.classList.add("lw-hl");
+      return node;
+    };
+    const rows: HTMLDivElement[] = [];
+    const cols: HTMLDivElement[] = [];
+    for (let i = r0; i < r1; i++) rows.push(make("lw-dest-label", i, "top", this.oy));
+    const c0 = Math.max(0, Math.floor(this.ox / w));
+    const c1 = Math.min(this.n, Math.ceil((this.ox + this.side) / w));
+    for (let i = c0; i < c1; i++) cols.push(make("lw-src-label", i, "left", this.ox));
+    this.destLabels.replaceChildren(...rows);
+    this.srcLabels.replaceChildren(...cols);
+  }
+
+  // -- input ----------------------------------------------------------------------------
+  private wire(): void {
+    const c = this.canvas;
+    c.addEventListener("wheel", (ev) => {
+      const { x, y } = localPoint(c, ev);
+      if (ev.ctrlKey || ev.metaKey) {
+        ev.preventDefault();
+        this.zoomBy(2 ** (-ev.deltaY / 250), x, y);
+        return;
+      }
+      if (this.zoom === 1) return; // let the notebook scroll
+      const before = [this.ox, this.oy];
+      const dx = ev.shiftKey && !ev.deltaX ? ev.deltaY : ev.deltaX;
+      const dy = ev.shiftKey && !ev.deltaX ? 0 : ev.deltaY;
+      this.setView(this.zoom, this.ox + dx, this.oy + dy);
+      if (this.ox !== before[0] || this.oy !== before[1]) ev.preventDefault(); // at an edge: scroll the page
+    }, { passive: false });
+    c.addEventListener("pointerdown", (ev) => {
+      if (ev.button !== 0 || this.zoom === 1) return;
+      this.drag = { x: ev.clientX, y: ev.clientY, ox: this.ox, oy: this.oy, moved: false };
+      if (typeof c.setPointerCapture === "function") c.setPointerCapture(ev.pointerId);
+    });
+    c.addEventListener("pointermove", (ev) => {
+      const d = this.drag;
+      if (!d) return;
+      const dx = ev.clientX - d.x;
+      const dy = ev.clientY - d.y;
+      if (!d.moved && Math.abs(dx) + Math.abs(dy) < 3) return;
+      d.moved = true;
+      this.canvas.dataset.dragging = "true";
+      this.setView(this.zoom, d.ox - dx, d.oy - dy);
+    });
+    const end = () => {
+      this.drag = null;
+      delete this.canvas.dataset.dragging;
+    };
+    c.addEventListener("pointerup", end);
+    c.addEventListener("pointercancel", end);
+    c.addEventListener("keydown", (ev) => {
+      const step = Math.max(this.cellW, this.side / 8);
+      const moves: Record<string, [number, number]> = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      if (ev.key === "+" || ev.key === "=") this.zoomBy(2);
+      else if (ev.key === "-" || ev.key === "_") this.zoomBy(0.5);
+      else if (ev.key === "0") this.setView(1, 0, 0);
+      else if (moves[ev.key] && this.zoom > 1) this.setView(this.zoom, this.ox + moves[ev.key]![0], this.oy + moves[ev.key]![1]);
+      else return;
+      ev.preventDefault();
+    });
+  }
+
+  get dragging(): boolean {
+    return this.drag?.moved === true;
   }
 }
 
-export function cellSize(n: number): number {
-  return Math.max(2, Math.min(24, Math.floor(560 / Math.max(1, n))));
-}
-
-/** Nearest-neighbour upsampling of an `s x s` grid to `n x n` (identity when s == n). */
-export function upsample(data: Float32Array, s: number, n: number): Float32Array {
-  if (s === n || s === 0) return data;
-  const out = new Float32Array(n * n);
-  for (let r = 0; r < n; r++) {
-    const sr = Math.min(s - 1, Math.floor((r * s) / n));
-    for (let c = 0; c < n; c++) out[r * n + c] = data[sr * s + Math.min(s - 1, Math.floor((c * s) / n))]!;
-  }
-  return out;
-}
-
-function dimExcept(i: number, color: string): Overlay {
-  return (ctx, g) => {
-    ctx.fillStyle = color;
-    const W = g.cols * g.cellW;
-    const H = g.rows * g.cellH;
-    const x0 = i * g.cellW;
-    const x1 = x0 + g.cellW;
-    const y0 = i * g.cellH;
-    const y1 = y0 + g.cellH;
-    ctx.fillRect(0, 0, x0, y0);
-    ctx.fillRect(x1, 0, W - x1, y0);
-    ctx.fillRect(0, y1, x0, H - y1);
-    ctx.fillRect(x1, y1, W - x1, H - y1);
-  };
-}
-
-function outlineLine(i: number, color: string): Overlay {
-  return (ctx, g) => {
-    ctx.strokeStyle = color;
-    ctx.lineWidth = 1.5;
-    ctx.strokeRect(0.75, i * g.cellH + 0.75, g.cols * g.cellW - 1.5, g.cellH - 1.5);
-    ctx.strokeRect(i * g.cellW + 0.75, 0.75, g.cellW - 1.5, g.rows * g.cellH - 1.5);
-  };
+/** An image of float values `[n, n]` (row-major) drawn with `scale`; exact values on hover. */
+export function imageOfValues(values: Float32Array, n: number, scale: ColorScale, meta: Pick<PatternImage, "layer" | "head" | "name" | "mode">): PatternImage {
+  const { codes, lo, step } = codesOfValues(values, scale);
+  return { ...meta, resolution: "full", n, side: n, codes, offset: 0, bins: null, hideSink: false, table: codeTable(scale, lo, step), scale, value: (r, c) => values[r * n + c] ?? NaN };
 }

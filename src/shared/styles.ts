@@ -37,15 +37,6 @@ const CSS = `
 .lw-prompt { font-family: var(--jp-code-font-family, monospace); font-size: 12px; width: 100%; max-width: 760px; min-height: 38px;
   color: inherit; background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); box-sizing: border-box; }
 .lw-root[data-busy="true"] .lw-prompt { border-color: var(--jp-warn-color1, #f57c00); }
-.lw-thumb-grid { max-height: 420px; overflow-y: auto; border: 1px solid var(--jp-border-color2, #e0e0e0); padding: 2px; }
-.lw-thumb-row { display: flex; gap: 3px; align-items: center; padding: 1px; }
-.lw-thumb-row[data-selected="true"] { background: rgba(127, 127, 127, 0.25); }
-.lw-thumb-row-label { width: 30px; text-align: right; font-family: var(--jp-code-font-family, monospace); }
-.lw-thumb { width: 36px; height: 36px; cursor: pointer; border: 1px solid var(--jp-border-color2, #e0e0e0); image-rendering: pixelated; }
-.lw-thumb[data-locked="true"] { border: 2px solid var(--jp-brand-color1, #1976d2); }
-.lw-thumb[data-preview="true"] { border-color: var(--jp-warn-color1, #f57c00); }
-.lw-head-label { font-family: var(--jp-code-font-family, monospace); margin-bottom: 4px; }
-.lw-main { display: flex; flex-direction: column; }
 `;
 
 const STYLE_ID = "lenswidget-styles";

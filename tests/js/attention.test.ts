@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test, vi } from "vitest";
-import { render } from "../../src/attention/view";
+import { AttentionView, render } from "../../src/attention/view";
 import { installCanvasStub } from "./canvasStub";
 import { allByTestId, byTestId, centre, FakeModel, mouse, u8Payload } from "./fakeModel";
 
@@ -209,16 +209,42 @@ describe("attention inspector", () => {
     expect(byTestId(host, "lw-error-text").textContent).toMatch(/pattern/);
   });
 
-  test("dark theme and drawing", () => {
-    document.body.dataset.jpThemeLight = "false";
+  test("one atlas canvas for every head; a kernel update repaints only the heads that changed", () => {
     const stub = installCanvasStub();
     try {
-      const { host } = setup();
-      expect(byTestId(host, "lw-root").dataset.theme).toBe("dark");
-      expect(stub.calls.filter((c) => c.op === "putImageData").length).toBeGreaterThanOrEqual(7); // 6 thumbs + big
+      const { host, model } = setup();
+      const atlas = byTestId<HTMLCanvasElement>(host, "lw-thumb-atlas");
+      expect(host.querySelectorAll("canvas")).toHaveLength(4); // atlas, pattern + its overlay, legend
+      expect([atlas.dataset.rows, atlas.dataset.cols]).toEqual(["3", "2"]);
+      expect(allByTestId(host, "lw-thumb").every((c) => c.tagName === "DIV")).toBe(true);
+      const puts = () => stub.calls.filter((c) => c.op === "putImageData").length;
+      expect(atlas.dataset.repainted).toBe("6");
+      const before = puts();
+      const cells = allByTestId(host, "lw-thumb");
+      model.kernelUpdate({ thumbs: thumbs(3, 2, 4), revision: 1 }); // same bytes
+      expect(atlas.dataset.repainted).toBe("0");
+      const changed = thumbs(3, 2, 4);
+      (changed.buffer as DataView).setUint8(16 * 3 + 5, 200); // layer 1, head 1
+      model.kernelUpdate({ thumbs: changed, revision: 2 });
+      expect(atlas.dataset.repainted).toBe("1");
+      expect(puts() - before).toBe(1);
+      expect(allByTestId(host, "lw-thumb")).toEqual(cells); // the cells were not rebuilt
     } finally {
       stub.restore();
     }
+  });
+
+  test("dark theme keeps the colours of values (one colour table for both themes)", () => {
+    const host = document.createElement("div");
+    document.body.append(host);
+    const model = setup().model;
+    const light = new AttentionView(model, host);
+    document.body.dataset.jpThemeLight = "false";
+    const dark = new AttentionView(model, document.body.appendChild(document.createElement("div")));
+    expect(dark.frame.root.dataset.theme).toBe("dark");
+    expect(light.frame.root.dataset.theme).toBe("light");
+    expect([...dark.pattern.image!.table]).toEqual([...light.pattern.image!.table]);
+    expect(dark.pattern.image!.scale.color(0.5)).toBe(light.pattern.image!.scale.color(0.5));
   });
 
   test("cleanup removes listeners, timers and DOM", () => {

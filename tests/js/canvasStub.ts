@@ -34,6 +34,9 @@ export function installCanvasStub(): { calls: DrawCall[]; restore: () => void } 
       save: record("save"),
       restore: record("restore"),
       fillText: record("fillText"),
+      beginPath: record("beginPath"),
+      rect: record("rect"),
+      clip: record("clip"),
     };
   };
   const spy = vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockImplementation(factory as never);
