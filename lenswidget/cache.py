@@ -15,7 +15,8 @@ from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .errors import ConfigError, InvalidOptionError, OutOfRangeError, ShapeMismatchError, UnknownNameError
+from .cache_components import ComponentStacks
+from .errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError, UnknownNameError
 from .utils import Slice, SliceInput, get_act_name
 
 __all__ = ["ActivationCache"]
@@ -28,7 +29,7 @@ def _as_slice(s: Union[Slice, SliceInput]) -> Slice:
     return s if isinstance(s, Slice) else Slice(s)
 
 
-class ActivationCache:
+class ActivationCache(ComponentStacks):
     """A dict of hook name -> activation tensor, with residual-stream analysis helpers.
 
     Index by full hook name (``cache["blocks.5.hook_resid_post"]``) or by short name and
@@ -200,6 +201,7 @@ class ActivationCache:
         pos_slice: Union[Slice, SliceInput] = None,
         batch_slice: Union[Slice, SliceInput] = None,
         has_batch_dim: bool = True,
+        recompute_ln: bool = False,
     ) -> torch.Tensor:
         """Scale each component as the norm before ``layer`` would, using its cached scale.
 
@@ -208,11 +210,28 @@ class ActivationCache:
         ``batch_slice`` are those already applied to ``residual_stack``; the cached scale is
         sliced to match and broadcast over the leading component dims.
 
+        ``recompute_ln=True`` with the final layer (the logit lens) instead runs ``model.ln_final``
+        on each component, with statistics computed from that component (and the norm's
+        weights, if the model still has them), as TransformerLens 3.9 does.
+
         >>> final = cache["resid_post", -1][:, -1]                        # doctest: +SKIP
         >>> cache.apply_ln_to_stack(final, layer=-1, pos_slice=-1).shape   # doctest: +SKIP
         torch.Size([8, 576])
         """
+        if recompute_ln and self._layers_covered(layer) == self._n_layers and self.model.ln_final is not None:
+            if has_batch_dim:
+                residual_stack = _as_slice(batch_slice).apply(residual_stack, 1, what="batch_slice")
+            return self._recompute_final_ln(residual_stack)
         return self._apply_ln(residual_stack, layer, mlp_input, pos_slice, batch_slice, has_batch_dim, False)
+
+    def _recompute_final_ln(self, stack: torch.Tensor) -> torch.Tensor:
+        """``model.ln_final`` applied to each component of ``stack`` (one batched call)."""
+        if getattr(self.model.cfg, "normalization_type", None) not in _NORM_TYPES:
+            return stack
+        ln = self.model.ln_final
+        ref = next(iter(ln.parameters()), self.model.embed.W_E)
+        out = ln(stack.to(ref.device))
+        return out.to(stack.device)
 
     def _finish_stack(self, stack, labels, layer, mlp_input, pos_slice, apply_ln, return_labels):
         """The end of every decomposition: scale the (freshly built) stack in place when ``apply_ln``,
@@ -256,6 +275,10 @@ class ActivationCache:
         Labels ``'{l}_pre'`` (and ``'{l}_mid'`` with ``incl_mid``), plus ``'final_post'`` when
         ``layer`` is None / -1 / n_layers. ``mlp_input`` appends ``'{layer}_mid'``.
 
+        ``apply_ln`` up to the final layer applies ``model.ln_final`` to each residual with its
+        own statistics (``apply_ln_to_stack(..., recompute_ln=True)``), so ``stack @ W_U + b_U``
+        is the logit lens; for an earlier ``layer`` the cached scale of that layer's norm is used.
+
         >>> acc, labels = cache.accumulated_resid(apply_ln=True, pos_slice=-1, return_labels=True)  # doctest: +SKIP
         >>> labels[0], labels[-1], acc.shape                                     # doctest: +SKIP
         ('0_pre', 'final_post', torch.Size([31, 1, 576]))
@@ -277,6 +300,10 @@ class ActivationCache:
                 parts.append(self._get(f"blocks.{l}.hook_resid_mid"))
                 labels.append(f"{l}_mid")
         stack = torch.stack([self._pos(p, pos_slice) for p in parts])
+        if apply_ln and layer == n and self.model.ln_final is not None:
+            # The logit lens: each residual gets its own final-norm statistics (TL 3.9).
+            stack = self._recompute_final_ln(stack)
+            return (stack, labels) if return_labels else stack
         return self._finish_stack(stack, labels, layer, mlp_input, pos_slice, apply_ln, return_labels)
 
     def decompose_resid(
@@ -325,221 +352,6 @@ class ActivationCache:
             ref = self._pos(self._resid_input(layer, mlp_input), pos_slice)
             stack = ref.new_zeros((0,) + tuple(ref.shape))
         return self._finish_stack(stack, labels, layer, mlp_input, pos_slice, apply_ln, return_labels)
-
-    # ------------------------------------------------------------------ heads
-    def compute_head_results(self) -> None:
-        """Store ``blocks.{l}.attn.hook_result`` [*batch_and_pos, head, d_model] for every layer.
-
-        ``attn_out[l]`` equals the sum of these over heads plus ``b_O[l]``.
-        """
-        for l in range(self._n_layers):
-            key = f"blocks.{l}.attn.hook_result"
-            if key not in self.cache_dict:
-                z = self._z(l)
-                W_O = self.model.blocks[l].attn.W_O.to(z.device, z.dtype)
-                self.cache_dict[key] = torch.einsum("...hd,hdm->...hm", z, W_O)
-
-    def _z(self, l: int) -> torch.Tensor:
-        name = f"blocks.{l}.attn.hook_z"
-        return self._get(
-            name,
-            hint=f"head results need {name!r} (or 'blocks.{l}.attn.hook_result') in the cache; "
-            "run run_with_cache without a names_filter that drops the attention z hooks",
-        )
-
-    def _fill_heads(self, out: torch.Tensor, n_layers: int, pos_slice: Slice) -> None:
-        """Write every head result of layers < n_layers into ``out`` [n_layers*n_heads, *bp, d_model]."""
-        H = self.model.cfg.n_heads
-        for l in range(n_layers):
-            res_name = f"blocks.{l}.attn.hook_result"
-            if res_name in self.cache_dict:
-                res = self._pos(self.cache_dict[res_name], pos_slice, -3)
-                out[l * H : (l + 1) * H] = res.movedim(-2, 0)
-            else:
-                z = self._pos(self._z(l), pos_slice, -3)
-                W_O = self.model.blocks[l].attn.W_O.to(z.device, z.dtype)
-                out[l * H : (l + 1) * H] = torch.einsum("...hd,hdm->h...m", z, W_O)
-
-    def _bp_template(self, layer: int, mlp_input: bool, pos_slice: Slice) -> torch.Tensor:
-        return self._pos(self._resid_input(layer, mlp_input), pos_slice)
-
-    def stack_head_results(
-        self,
-        layer: int = -1,
-        return_labels: bool = False,
-        incl_remainder: bool = False,
-        pos_slice: Union[Slice, SliceInput] = None,
-        apply_ln: bool = False,
-    ):
-        """Every attention head's output (its residual-stream contribution) for layers < ``layer``.
-
-        Shape [layer * n_heads (+1), *batch_and_pos, d_model], labels ``'L{l}H{h}'``; with
-        ``incl_remainder`` a final ``'remainder'`` term makes the stack sum to the residual
-        stream into ``layer``. Computed from the cached ``z`` in one einsum per layer.
-        """
-        layer = self._layers_covered(layer)
-        pos_slice = _as_slice(pos_slice)
-        H = self.model.cfg.n_heads
-        ref = self._bp_template(layer, False, pos_slice) if incl_remainder else None
-        if ref is None:
-            probe = self._pos(self._z(0), pos_slice, -3) if layer > 0 else self._bp_template(0, False, pos_slice)
-            bp = tuple(probe.shape[:-2]) if layer > 0 else tuple(probe.shape[:-1])
-            dtype, device = probe.dtype, probe.device
-        else:
-            bp, dtype, device = tuple(ref.shape[:-1]), ref.dtype, ref.device
-        d_model = self.model.cfg.d_model
-        n = layer * H
-        out = torch.empty((n + int(incl_remainder),) + bp + (d_model,), dtype=dtype, device=device)
-        self._fill_heads(out[:n], layer, pos_slice)
-        labels = [f"L{l}H{h}" for l in range(layer) for h in range(H)]
-        if incl_remainder:
-            out[n] = ref - out[:n].sum(0)
-            labels.append("remainder")
-        return self._finish_stack(out, labels, layer, False, pos_slice, apply_ln, return_labels)
-
-    def stack_activation(self, activation_name: str, layer: int = -1, sublayer_type: Optional[str] = None) -> torch.Tensor:
-        """Stack ``activation_name`` over layers < ``layer``: [layers_covered, ...].
-
-        >>> cache.stack_activation("pattern").shape         # [n_layers, batch, head, q, k]  # doctest: +SKIP
-        """
-        layer = self._layers_covered(layer)
-        return torch.stack([self[(activation_name, l, sublayer_type)] for l in range(layer)])
-
-    # ------------------------------------------------------------------ neurons
-    def _post(self, l: int) -> torch.Tensor:
-        name = f"blocks.{l}.mlp.hook_post"
-        return self._get(name, hint=f"neuron results need {name!r} in the cache")
-
-    def _block_layer(self, layer: int) -> int:
-        n = self._n_layers
-        if not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
-            raise OutOfRangeError("layer", layer, -n, n - 1)
-        return int(layer) % n
-
-    def get_neuron_results(
-        self,
-        layer: int,
-        neuron_slice: Union[Slice, SliceInput] = None,
-        pos_slice: Union[Slice, SliceInput] = None,
-    ) -> torch.Tensor:
-        """Each neuron's contribution ``post[..., n] * W_out[n]``: [*batch_and_pos, neurons, d_model].
-
-        Not cached (cheap to compute, expensive to store). An int ``neuron_slice`` drops the
-        neuron dim.
-        """
-        layer = self._block_layer(layer)
-        neuron_slice, pos_slice = _as_slice(neuron_slice), _as_slice(pos_slice)
-        acts = self._pos(self._post(layer), pos_slice)
-        W_out = self.model.blocks[layer].mlp.W_out.to(acts.device, acts.dtype)
-        acts = neuron_slice.apply(acts, -1, what="neuron_slice")
-        W_out = neuron_slice.apply(W_out, 0, what="neuron_slice")
-        return acts[..., None] * W_out
-
-    def _neuron_ids(self, neuron_slice: Slice) -> np.ndarray:
-        d_mlp = self.model.cfg.d_mlp
-        ids = neuron_slice.indices(d_mlp)
-        return np.asarray(ids) % d_mlp
-
-    def _fill_neurons(self, out: torch.Tensor, n_layers: int, pos_slice: Slice, neuron_slice: Slice) -> None:
-        """Write neuron results of layers < n_layers into ``out`` [n_layers*k, *bp, d_model] in place."""
-        k = len(self._neuron_ids(neuron_slice))
-        for l in range(n_layers):
-            acts = self._pos(self._post(l), pos_slice)
-            acts = neuron_slice.apply(acts, -1, what="neuron_slice")
-            W_out = self.model.blocks[l].mlp.W_out.to(acts.device, acts.dtype)
-            W_out = neuron_slice.apply(W_out, 0, what="neuron_slice")
-            if neuron_slice.mode == "int":
-                acts, W_out = acts[..., None], W_out[None]
-            a = acts.movedim(-1, 0)[..., None]  # [k, *bp, 1]
-            w = W_out.reshape((k,) + (1,) * (a.ndim - 2) + (W_out.shape[-1],))
-            dest = out[l * k : (l + 1) * k]
-            if torch.is_grad_enabled() and (a.requires_grad or w.requires_grad):
-                dest.copy_(a * w)  # out= cannot record gradients
-            else:
-                torch.mul(a, w, out=dest)
-
-    def stack_neuron_results(
-        self,
-        layer: int,
-        pos_slice: Union[Slice, SliceInput] = None,
-        neuron_slice: Union[Slice, SliceInput] = None,
-        return_labels: bool = False,
-        incl_remainder: bool = False,
-        apply_ln: bool = False,
-    ):
-        """Every neuron's contribution for layers < ``layer``: [layer * neurons (+1), *bp, d_model].
-
-        Labels ``'L{l}N{n}'`` (+ ``'remainder'``). Memory is layer x d_mlp x batch x pos x
-        d_model floats: narrow it with ``pos_slice`` / ``neuron_slice`` on big models.
-        """
-        layer = self._layers_covered(layer)
-        pos_slice, neuron_slice = _as_slice(pos_slice), _as_slice(neuron_slice)
-        ids = self._neuron_ids(neuron_slice)
-        ref = self._bp_template(layer, False, pos_slice)
-        n = layer * len(ids)
-        out = ref.new_empty((n + int(incl_remainder),) + tuple(ref.shape))
-        self._fill_neurons(out[:n], layer, pos_slice, neuron_slice)
-        labels = [f"L{l}N{i}" for l in range(layer) for i in ids]
-        if incl_remainder:
-            out[n] = ref - out[:n].sum(0)
-            labels.append("remainder")
-        return self._finish_stack(out, labels, layer, False, pos_slice, apply_ln, return_labels)
-
-    # ------------------------------------------------------------------ full decomposition
-    def get_full_resid_decomposition(
-        self,
-        layer: Optional[int] = None,
-        mlp_input: bool = False,
-        expand_neurons: bool = True,
-        apply_ln: bool = False,
-        pos_slice: Union[Slice, SliceInput] = None,
-        return_labels: bool = False,
-    ):
-        """The residual stream into ``layer`` split into heads, neurons (or MLP layers), embeds and bias.
-
-        Labels: ``'L{l}H{h}'`` heads, then ``'L{l}N{n}'`` neurons (or ``'{l}_mlp_out'`` with
-        ``expand_neurons=False``), ``'embed'``, ``'pos_embed'``, and ``'bias'`` (the summed
-        b_O / b_out). The components sum exactly to the residual stream they decompose
-        (``resid_mid[layer]`` with ``mlp_input``, which includes that layer's heads).
-        """
-        layer = self._layers_covered(layer)
-        self._check_mlp_input(layer, mlp_input)
-        pos_slice = _as_slice(pos_slice)
-        cfg = self.model.cfg
-        if getattr(cfg, "use_normalization_before_and_after", False):
-            raise ConfigError(
-                "get_full_resid_decomposition: this model normalises each sublayer's output "
-                "(use_normalization_before_and_after), so head and neuron results do not add up to "
-                "the residual stream; use decompose_resid or stack_head_results(incl_remainder=True)"
-            )
-        H = cfg.n_heads
-        reads_attn = mlp_input and not self._parallel()  # the MLP input includes this layer's attn
-        head_layers = layer + int(reads_attn)
-        mlp_layers = layer if self._has_mlp() else 0
-        ref = self._bp_template(layer, mlp_input, pos_slice)
-        embeds = [(n, lab) for n, lab in (("hook_embed", "embed"), ("hook_pos_embed", "pos_embed")) if n in self.cache_dict]
-        n_mlp = mlp_layers * (cfg.d_mlp if expand_neurons else 1)
-        total = head_layers * H + n_mlp + len(embeds) + 1
-        out = ref.new_empty((total,) + tuple(ref.shape))
-        labels = [f"L{l}H{h}" for l in range(head_layers) for h in range(H)]
-        i = head_layers * H
-        self._fill_heads(out[:i], head_layers, pos_slice)
-        if expand_neurons:
-            self._fill_neurons(out[i : i + n_mlp], mlp_layers, pos_slice, Slice(None))
-            labels += [f"L{l}N{n}" for l in range(mlp_layers) for n in range(cfg.d_mlp)]
-        else:
-            for l in range(mlp_layers):
-                out[i + l] = self._pos(self._get(f"blocks.{l}.hook_mlp_out"), pos_slice)
-            labels += [f"{l}_mlp_out" for l in range(mlp_layers)]
-        i += n_mlp
-        for name, lab in embeds:
-            out[i] = self._pos(self.cache_dict[name], pos_slice)
-            labels.append(lab)
-            i += 1
-        bias = self.model.accumulated_bias(layer, reads_attn, include_mlp_biases=expand_neurons)
-        out[i] = bias.to(out.device, out.dtype)
-        labels.append("bias")
-        return self._finish_stack(out, labels, layer, mlp_input, pos_slice, apply_ln, return_labels)
 
     # ------------------------------------------------------------------ logit attribution
     def _token_tensor(self, tokens: Any) -> torch.Tensor:

@@ -166,7 +166,7 @@ class FactoredMatrix:
         return Qa, Ra @ Rb.transpose(-2, -1), Qb
 
     def svd(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``U`` [..., ldim, k], ``S`` [..., k], ``Vh`` [..., rdim, k] with ``AB = U diag(S) Vh.T``.
+        """``U`` [..., ldim, k], ``S`` [..., k], ``V`` [..., rdim, k] with ``AB = U diag(S) V.T``.
 
         ``k = min(ldim, mdim, rdim)``. Computed from QR factors of A and B plus an SVD of the
         small k x k core, so it stays accurate and cheap for big low-rank matrices.
@@ -187,7 +187,13 @@ class FactoredMatrix:
         return self.svd()[1]
 
     @property
+    def V(self) -> torch.Tensor:
+        """Right singular vectors [..., rdim, k]: ``AB == U @ diag(S) @ V.transpose(-2, -1)``."""
+        return self.svd()[2]
+
+    @property
     def Vh(self) -> torch.Tensor:
+        """The same tensor as :attr:`V` (TransformerLens's historical name; not a transpose)."""
         return self.svd()[2]
 
     @property

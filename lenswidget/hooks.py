@@ -75,16 +75,18 @@ class HookPoint(nn.Module):
     def forward(self, x: Any) -> Any:
         return x
 
-    def has_hooks(self, dir: str = "fwd") -> bool:
-        """True if a hook of that direction ("fwd", "bwd" or "both") is attached. Cheap.
+    def has_hooks(self, dir: str = "both", including_permanent: bool = True, level: Optional[int] = None) -> bool:
+        """True if a hook of direction ``dir`` ("fwd", "bwd" or "both") is attached. Cheap.
 
-        "both" also counts raw torch forward hooks registered outside ``add_hook``.
+        ``including_permanent=False`` ignores permanent hooks; ``level`` counts only the hooks
+        of that ``hooks()`` context level.
         """
-        if dir == "fwd":
-            return bool(self.fwd_hooks)
-        if dir == "bwd":
-            return bool(self.bwd_hooks)
-        return bool(self._forward_hooks) or bool(self._forward_pre_hooks)
+        _check_dir(dir, allow_both=True)
+        handles = (self.fwd_hooks if dir != "bwd" else []) + (self.bwd_hooks if dir != "fwd" else [])
+        return any(
+            (including_permanent or not h.is_permanent) and (level is None or h.context_level == level)
+            for h in handles
+        )
 
     def add_perma_hook(self, hook: HookFunction, dir: str = "fwd") -> None:
         self.add_hook(hook, dir=dir, is_permanent=True)
@@ -96,18 +98,27 @@ class HookPoint(nn.Module):
         is_permanent: bool = False,
         level: Optional[int] = None,
         prepend: bool = False,
+        alias_names: Optional[Sequence[str]] = None,
     ) -> LensHandle:
         """Attach ``hook(activation, hook=self)``; a returned tensor replaces the activation.
 
         Backward hooks receive the gradient of this activation and may return a replacement.
+        With ``alias_names`` the hook runs once per alias and sees a view of this hook point
+        whose ``name`` is that alias (each call gets the previous call's result).
         """
         _check_dir(dir)
         if not callable(hook):
             raise TypeError(f"hook for {self.name!r} must be callable, got {type(hook).__name__}")
+        if alias_names is not None:
+            hook = _aliased(hook, self, list(alias_names))
         if dir == "fwd":
 
             def fwd_wrapper(module, module_input, module_output):
-                return hook(module_output, hook=self)
+                out = hook(module_output, hook=self)
+                if out is not None and isinstance(out, torch.Tensor) and isinstance(module_output, torch.Tensor):
+                    if out.shape != module_output.shape:
+                        raise _wrong_shape(self.name, hook, out.shape, module_output.shape)
+                return out
 
             handle = LensHandle(self.register_forward_hook(fwd_wrapper, prepend=prepend), is_permanent, level)
             if prepend:
@@ -179,6 +190,44 @@ class HookPoint(nn.Module):
         return f"name={self.name!r}" if self.name else ""
 
 
+class _AliasedHookPoint:
+    """A hook point seen under another name (``add_hook(..., alias_names=...)``)."""
+
+    def __init__(self, name: str, target: "HookPoint"):
+        self.name, self._target = name, target
+
+    @property
+    def ctx(self) -> dict:
+        return self._target.ctx
+
+    def layer(self) -> int:
+        return HookPoint.layer(self)  # type: ignore[arg-type]
+
+
+def _aliased(hook: HookFunction, point: "HookPoint", names: list[str]) -> HookFunction:
+    views = [_AliasedHookPoint(n, point) for n in names]
+
+    def run_aliases(tensor, hook=None):
+        changed = False
+        for view in views:
+            out = hook_fn(tensor, hook=view)
+            if out is not None:
+                tensor, changed = out, True
+        return tensor if changed else None
+
+    hook_fn = hook
+    run_aliases.__name__ = getattr(hook, "__name__", type(hook).__name__)
+    return run_aliases
+
+
+def _wrong_shape(name: Optional[str], hook: Any, got: torch.Size, want: torch.Size) -> ShapeMismatchError:
+    fn = getattr(hook, "__name__", None) or type(hook).__name__
+    return ShapeMismatchError(
+        f"hook {fn!r} on {name!r} returned a tensor of shape {tuple(got)}, but the activation has shape "
+        f"{tuple(want)}; a forward hook must return a tensor of the same shape (or None to keep the activation)"
+    )
+
+
 def hook_or_pass(hook_point: HookPoint, x: Any) -> Any:
     """``hook_point(x)`` when it has hooks, else ``x`` itself (skips the module-call overhead).
 
@@ -187,25 +236,6 @@ def hook_or_pass(hook_point: HookPoint, x: Any) -> Any:
     if hook_point._forward_hooks or hook_point._forward_pre_hooks:
         return hook_point(x)
     return x
-
-
-def _normalize_filter(names_filter: NamesFilter, valid: dict) -> Callable[[str], bool]:
-    """Turn a str / list / callable / None filter into a predicate; unknown names raise."""
-    if names_filter is None:
-        return lambda name: True
-    if isinstance(names_filter, str):
-        names = [names_filter]
-    elif callable(names_filter):
-        return names_filter
-    else:
-        names = list(names_filter)
-    for n in names:
-        if not isinstance(n, str):
-            raise TypeError(f"names_filter entries must be str, got {type(n).__name__}")
-        if n not in valid:
-            raise UnknownNameError("hook", n, valid.keys(), hint=_optional_hint(n))
-    chosen = set(names)
-    return lambda name: name in chosen
 
 
 def _optional_hint(name: str) -> str:
@@ -222,14 +252,6 @@ def _optional_hint(name: str) -> str:
         if str(name).endswith(suffix):
             return hint
     return ""
-
-
-def _pos_dim(name: str) -> int:
-    if name.endswith(("hook_q", "hook_k", "hook_v", "hook_z", "hook_result", "hook_rot_q", "hook_rot_k")):
-        return -3
-    if name.endswith(("hook_q_input", "hook_k_input", "hook_v_input", "hook_attn_in")):
-        return -3
-    return -2
 
 
 class HookedRootModule(nn.Module):
@@ -288,6 +310,34 @@ class HookedRootModule(nn.Module):
         prepend: bool = False,
     ) -> None:
         """Override to veto hooks; raise to refuse one."""
+
+    def check_and_add_hook(
+        self,
+        hook_point: HookPoint,
+        hook_point_name: str,
+        hook: HookFunction,
+        dir: str = "fwd",
+        is_permanent: bool = False,
+        level: Optional[int] = None,
+        prepend: bool = False,
+    ) -> None:
+        """Run :meth:`check_hooks_to_add`, then add ``hook`` to ``hook_point``."""
+        self.check_hooks_to_add(hook_point, hook_point_name, hook, dir=dir, is_permanent=is_permanent, prepend=prepend)
+        hook_point.add_hook(hook, dir=dir, is_permanent=is_permanent, level=level, prepend=prepend)
+
+    def list_hooks(
+        self, name_filter: NamesFilter = None, dir: str = "both", including_permanent: bool = True
+    ) -> dict[str, list[LensHandle]]:
+        """The attached hooks by hook name (hook points without any are left out)."""
+        _check_dir(dir, allow_both=True)
+        out: dict[str, list[LensHandle]] = {}
+        for name in self._cache_names(name_filter) if name_filter is not None else self.hook_dict:
+            hp = self.hook_dict[name]
+            handles = (hp.fwd_hooks if dir != "bwd" else []) + (hp.bwd_hooks if dir != "fwd" else [])
+            handles = [h for h in handles if including_permanent or not h.is_permanent]
+            if handles:
+                out[name] = handles
+        return out
 
     def add_hook(
         self,
@@ -411,6 +461,15 @@ class HookedRootModule(nn.Module):
             return self(*model_args, **model_kwargs)
 
     # ------------------------------------------------------------------ caching
+    def _cache_names(self, names_filter: NamesFilter) -> list[str]:
+        """The hook names a names_filter selects, in hook_dict order (unknown listed names raise)."""
+        if names_filter is None:
+            return list(self.hook_dict)
+        if isinstance(names_filter, str) or not callable(names_filter):
+            chosen = {names_filter} if isinstance(names_filter, str) else set(_check_names(names_filter, self.hook_dict))
+            return [n for n in self.hook_dict if n in chosen]
+        return [n for n in self.hook_dict if names_filter(n)]
+
     def get_caching_hooks(
         self,
         names_filter: NamesFilter = None,
@@ -422,46 +481,18 @@ class HookedRootModule(nn.Module):
     ) -> tuple[dict, list, list]:
         """Hooks that store activations into ``cache`` (returned with the fwd and bwd hook lists).
 
-        Each selected hook point gets exactly one caching hook per direction; gradients are
-        stored as ``<name>_grad``.
+        Each selected hook point gets one caching hook per direction (the same callable, which
+        reads the key from ``hook.name``); gradients are stored as ``<name>_grad``.
         """
         cache = {} if cache is None else cache
-        predicate = _normalize_filter(names_filter, self.hook_dict)
-        slicer = _make_pos_slicer(pos_slice)
-
-        plain = device is None and not remove_batch_dim and slicer is None
-
-        def save(tensor: torch.Tensor, key: str, name: str) -> None:
-            t = tensor.detach()
-            if device is not None:
-                t = t.to(device)
-            if remove_batch_dim:
-                if t.shape[0] != 1:
-                    raise ShapeMismatchError(
-                        f"remove_batch_dim=True needs batch size 1, but {name} has batch size {t.shape[0]}"
-                    )
-                t = t[0]
-            if slicer is not None:
-                dim = _pos_dim(name)
-                if t.dim() >= -dim:
-                    t = slicer(t, dim)
-            cache[key] = t
-
-        def make(name: str, key: str):
-            if plain:  # the common case: one detach and one dict store per activation
-
-                def fast(tensor, hook):
-                    cache[key] = tensor.detach()
-
-                return fast
-            return lambda tensor, hook: save(tensor, key, name)
-
-        fwd, bwd = [], []
-        for name in self.hook_dict:
-            if predicate(name):
-                fwd.append((name, make(name, name)))
-                if incl_bwd:
-                    bwd.append((name, make(name, name + "_grad")))
+        names = self._cache_names(names_filter)
+        self.is_caching = True
+        fwd_rec = ActivationRecorder(cache, device, remove_batch_dim, pos_slice)
+        fwd = [(name, fwd_rec) for name in names]
+        bwd: list = []
+        if incl_bwd:
+            bwd_rec = ActivationRecorder(cache, device, remove_batch_dim, pos_slice, suffix="_grad")
+            bwd = [(name, bwd_rec) for name in names]
         return cache, fwd, bwd
 
     def add_caching_hooks(
@@ -474,7 +505,6 @@ class HookedRootModule(nn.Module):
     ) -> dict:
         """Add (non-permanent) caching hooks and return the dict they fill; remove with reset_hooks()."""
         cache, fwd, bwd = self.get_caching_hooks(names_filter, incl_bwd, device, remove_batch_dim, cache=cache)
-        self.is_caching = True
         for name, fn in fwd:
             self.add_hook(name, fn, "fwd")
         for name, fn in bwd:
@@ -505,17 +535,41 @@ class HookedRootModule(nn.Module):
         reset_hooks_end: bool = True,
         clear_contexts: bool = False,
         pos_slice: Any = None,
+        cache_device: Any = None,
         **model_kwargs: Any,
     ):
         """Run the model and return ``(output, cache_dict)``.
 
+        ``device`` (alias ``cache_device``) moves each activation there as it is cached, during
+        the forward, so a model's activations never pile up on its own device. ``pos_slice``
+        keeps the position axis (``-1`` caches ``[batch, 1, ...]``, as in TransformerLens).
         With ``incl_bwd=True`` the output must be a scalar; ``backward()`` is called on it and
         gradients are cached as ``<name>_grad``.
         """
-        cache, fwd, bwd = self.get_caching_hooks(
-            names_filter, incl_bwd, device, remove_batch_dim=remove_batch_dim, pos_slice=pos_slice
-        )
-        with self.hooks(fwd, bwd, reset_hooks_end=reset_hooks_end, clear_contexts=clear_contexts):
+        if cache_device is not None:
+            if device is not None and torch.device(device) != torch.device(cache_device):
+                raise InvalidOptionError("cache_device (an alias of device; pass one)", cache_device, [device])
+            device = cache_device
+        names = self._cache_names(names_filter)
+        cache: dict = {}
+        recorder = ActivationRecorder(cache, device, remove_batch_dim, pos_slice)
+        bwd = []
+        if incl_bwd:
+            grad_rec = ActivationRecorder(cache, device, remove_batch_dim, pos_slice, suffix="_grad")
+            bwd = [(name, grad_rec) for name in names]
+        self.is_caching = True
+        from lenswidget.allocator import keep_freed_memory
+
+        keep_freed_memory()
+        with self.hooks((), bwd, reset_hooks_end=reset_hooks_end, clear_contexts=clear_contexts):
+            # One shared recorder registered straight on each hook point (no wrapper per hook).
+            level = self.context_level
+            hook = recorder.torch_hook
+            for name in names:
+                hp = self.hook_dict[name]
+                hp.fwd_hooks.append(LensHandle(hp.register_forward_hook(hook), False, level))
+                if hp.bwd_hooks:
+                    hp._move_bwd_wrappers_last()
             if incl_bwd:
                 with torch.enable_grad():
                     out = self(*model_args, **model_kwargs)
@@ -530,31 +584,89 @@ class HookedRootModule(nn.Module):
         return out, cache
 
 
-def _make_pos_slicer(pos_slice: Any):
-    """A function ``(tensor, dim) -> tensor`` for pos_slice, or None for no slicing."""
-    if pos_slice is None:
-        return None
-    if hasattr(pos_slice, "apply"):
-        return lambda t, dim: pos_slice.apply(t, dim=dim)
-    try:
-        from lenswidget.utils import Slice  # owned by the cache module; TL-compatible
-
-        s = Slice(pos_slice)
-        return lambda t, dim: s.apply(t, dim=dim)
-    except ImportError:  # pragma: no cover - fallback while utils is missing
-        pass
-    if isinstance(pos_slice, int):
-        return lambda t, dim: t.narrow(dim % t.dim(), pos_slice % t.shape[dim], 1).squeeze(dim % t.dim())
-    if isinstance(pos_slice, (tuple, list)) and len(pos_slice) <= 3 and all(
-        isinstance(v, (int, type(None))) for v in pos_slice
-    ):
-        sl = slice(*pos_slice)
-    elif isinstance(pos_slice, slice):
-        sl = pos_slice
-    else:
-        idx = torch.as_tensor(pos_slice)
-        return lambda t, dim: t.index_select(dim % t.dim(), idx.to(t.device))
-    return lambda t, dim: t[(slice(None),) * (dim % t.dim()) + (sl,)]
+def _check_names(names: Iterable, valid: dict) -> list[str]:
+    out = []
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"names_filter entries must be str, got {type(n).__name__}")
+        if n not in valid:
+            raise UnknownNameError("hook", n, valid.keys(), hint=_optional_hint(n))
+        out.append(n)
+    return out
 
 
-__all__ = ["HookPoint", "HookedRootModule", "LensHandle", "HookFunction", "NamesFilter", "hook_or_pass"]
+_POS_DIM: dict[str, int] = {}
+
+
+def _pos_dim(name: str) -> int:
+    """Where the (query) position axis is, counted from the end, for the activation ``name``."""
+    dim = _POS_DIM.get(name)
+    if dim is None:
+        leaf = name.rsplit(".", 1)[-1].removesuffix("_grad")
+        if leaf in _HEAD_ACTS:
+            dim = -3  # [batch, pos, head, d]
+        elif leaf == "hook_tokens":
+            dim = -1  # [batch, pos]
+        else:
+            dim = -2  # [batch, pos, d] and [batch, head, query_pos, key_pos]
+        _POS_DIM[name] = dim
+    return dim
+
+
+_HEAD_ACTS = frozenset(
+    "hook_" + a for a in ("q", "k", "v", "z", "result", "rot_q", "rot_k", "q_input", "k_input", "v_input", "attn_in")
+)
+
+
+class ActivationRecorder:
+    """The caching hook: stores ``tensor.detach()`` under the hook's name (plus ``suffix``).
+
+    One instance serves every hook point of a run; ``device`` moves each activation as it is
+    stored, ``remove_batch_dim`` keeps element 0 of a batch of one, and ``pos_slice`` (a Slice
+    input; an int keeps its axis, as in TransformerLens) slices the position axis.
+    """
+
+    __slots__ = ("cache", "device", "remove_batch_dim", "pos_slice", "suffix", "plain")
+
+    def __init__(self, cache: dict, device: Any = None, remove_batch_dim: bool = False, pos_slice: Any = None,
+                 suffix: str = ""):
+        from lenswidget.utils import Slice
+
+        self.cache = cache
+        self.device = None if device is None else torch.device(device)
+        self.remove_batch_dim = remove_batch_dim
+        sl = Slice.unwrap(pos_slice)
+        self.pos_slice = None if sl.mode == "identity" else sl
+        self.suffix = suffix
+        self.plain = self.device is None and not remove_batch_dim and self.pos_slice is None
+
+    def __call__(self, tensor: torch.Tensor, hook: HookPoint) -> None:
+        self.store(hook.name, tensor)
+
+    def torch_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        """The same, as a raw torch forward hook (what run_with_cache registers)."""
+        if self.plain:
+            self.cache[module.name] = output.detach()
+        else:
+            self.store(module.name, output)
+
+    def store(self, name: str, tensor: torch.Tensor) -> None:
+        t = tensor.detach()
+        if self.remove_batch_dim:
+            if t.shape[0] != 1:
+                raise ShapeMismatchError(
+                    f"remove_batch_dim=True needs batch size 1, but {name} has batch size {t.shape[0]}"
+                )
+            t = t[0]
+        if self.pos_slice is not None:
+            dim = _pos_dim(name)
+            if t.dim() >= -dim:
+                t = self.pos_slice.apply(t, dim, what="pos_slice")
+        if self.device is not None and t.device != self.device:
+            t = t.to(self.device)
+        self.cache[name + self.suffix] = t
+
+
+__all__ = [
+    "HookPoint", "HookedRootModule", "LensHandle", "HookFunction", "NamesFilter", "ActivationRecorder", "hook_or_pass",
+]

@@ -65,7 +65,7 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         cfg: Union[HookedTransformerConfig, Dict[str, Any]],
         tokenizer: Any = None,
         move_to_device: bool = True,
-        default_padding_side: str = "right",
+        default_padding_side: Optional[str] = None,
     ):
         super().__init__()
         cfg = HookedTransformerConfig.unwrap(cfg)
@@ -467,22 +467,38 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         fold_ln: bool = True,
         center_writing_weights: bool = True,
         center_unembed: bool = True,
-        fold_value_biases: bool = True,
         refactor_factored_attn_matrices: bool = False,
+        checkpoint_index: Optional[int] = None,
+        checkpoint_value: Optional[int] = None,
+        checkpoint_label: Optional[int] = None,
         hf_model: Any = None,
-        tokenizer: Any = None,
         device: Any = None,
-        dtype: Any = None,
-        first_n_layers: Optional[int] = None,
-        default_prepend_bos: Optional[bool] = None,
-        default_padding_side: str = "right",
+        n_devices: int = 1,
+        tokenizer: Any = None,
         move_to_device: bool = True,
+        fold_value_biases: bool = True,
+        default_prepend_bos: Optional[bool] = None,
+        default_padding_side: Optional[str] = None,
+        dtype: Any = "float32",
+        first_n_layers: Optional[int] = None,
+        n_ctx: Optional[int] = None,
         **hf_kwargs: Any,
     ) -> "HookedTransformer":
-        """Load a pretrained model (see :func:`lenswidget.loading.from_pretrained`)."""
+        """Load a pretrained model (see :func:`lenswidget.loading.from_pretrained`).
+
+        Arguments follow TransformerLens 3.9 (same order and defaults). ``torch_dtype`` in the
+        keyword arguments overrides ``dtype``; ``n_ctx`` shortens (or, with rotary positions,
+        changes) the context length; checkpoints and ``n_devices > 1`` are refused with an error.
+        """
         from lenswidget.loading import from_pretrained as _impl
 
-        return _impl(
+        if "torch_dtype" in hf_kwargs and dtype == "float32":
+            dtype = None  # the torch_dtype alias wins, as in TransformerLens
+        for key, value in (("checkpoint_index", checkpoint_index), ("checkpoint_value", checkpoint_value),
+                           ("checkpoint_value", checkpoint_label), ("n_devices", n_devices)):
+            if value is not None and not (key == "n_devices" and value == 1):
+                hf_kwargs[key] = value
+        model = _impl(
             cls,
             model_name,
             fold_ln=fold_ln,
@@ -500,6 +516,16 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
             move_to_device=move_to_device,
             **hf_kwargs,
         )
+        if n_ctx is not None:
+            model._set_n_ctx(n_ctx)
+        return model
+
+    def _set_n_ctx(self, n_ctx: int) -> None:
+        rows = self.pos_embed.W_pos.shape[0] if "pos_embed" in self._modules else None
+        if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1 or (rows is not None and n_ctx > rows):
+            raise OutOfRangeError("n_ctx", n_ctx, 1, rows if rows is not None else "any",
+                                  hint="a model with learned positions cannot go beyond its position table")
+        self.cfg.n_ctx = n_ctx
 
     @classmethod
     def from_pretrained_no_processing(
@@ -510,6 +536,9 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         center_unembed: bool = False,
         refactor_factored_attn_matrices: bool = False,
         fold_value_biases: bool = False,
+        dtype: Any = torch.float32,
+        default_prepend_bos: Optional[bool] = None,
+        default_padding_side: Optional[str] = None,
         **kwargs: Any,
     ) -> "HookedTransformer":
         """``from_pretrained`` with every processing flag off by default."""
@@ -520,6 +549,9 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
             center_unembed=center_unembed,
             refactor_factored_attn_matrices=refactor_factored_attn_matrices,
             fold_value_biases=fold_value_biases,
+            dtype=dtype,
+            default_prepend_bos=default_prepend_bos,
+            default_padding_side=default_padding_side,
             **kwargs,
         )
 

@@ -27,8 +27,11 @@ class TokenizationMixin:
     tokenizer: Any
 
     # ------------------------------------------------------------------ setup
-    def set_tokenizer(self, tokenizer: Any, default_padding_side: str = "right") -> None:
-        """Use ``tokenizer`` (a HF tokenizer); pads on ``default_padding_side`` by default."""
+    def set_tokenizer(self, tokenizer: Any, default_padding_side: Optional[str] = None) -> None:
+        """Use ``tokenizer`` (a HF tokenizer); pads on ``default_padding_side`` by default (None:
+        the tokenizer's own ``padding_side``, else right)."""
+        if default_padding_side is None:
+            default_padding_side = getattr(tokenizer, "padding_side", None) or "right"
         if default_padding_side not in _SIDES:
             raise InvalidOptionError("default_padding_side", default_padding_side, _SIDES)
         if tokenizer is None:

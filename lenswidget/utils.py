@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError
+from .utils_tl import *  # noqa: F401,F403  (the rest of TransformerLens's utils)
+from .utils_tl import __all__ as _tl_all
 
 __all__ = [
     "get_act_name",
@@ -33,6 +35,8 @@ __all__ = [
     "get_corner",
     "composition_scores",
     "tokenize_and_concatenate",
+    "sample_logits",
+    *_tl_all,
 ]
 
 # --------------------------------------------------------------------------- hook names
@@ -169,6 +173,21 @@ class Slice:
     def __repr__(self) -> str:
         return f"Slice({self.slice!r})"
 
+    @classmethod
+    def unwrap(cls, slice_input: Union["Slice", SliceInput]) -> "Slice":
+        """A Slice from a Slice input, where a plain int keeps its axis (``-1`` -> ``[-1]``).
+
+        This is how TransformerLens reads ``run_with_cache(pos_slice=...)``.
+
+        >>> Slice.unwrap(-1).apply(torch.arange(5)), Slice.unwrap(Slice(-1)).apply(torch.arange(5))
+        (tensor([4]), tensor(4))
+        """
+        if isinstance(slice_input, Slice):
+            return slice_input
+        if isinstance(slice_input, (int, np.integer)) and not isinstance(slice_input, (bool, np.bool_)):
+            return cls([int(slice_input)])
+        return cls(slice_input)
+
 
 # --------------------------------------------------------------------------- tensors & devices
 
@@ -269,17 +288,20 @@ def lm_cross_entropy_loss(
     return per if per_token else per.mean()
 
 
-def get_attention_mask(tokenizer: Any, tokens: torch.Tensor, prepend_bos: bool) -> torch.Tensor:
-    """1 for real tokens and 0 for padding, using ``tokenizer.padding_side``.
+def get_attention_mask(tokenizer: Any, tokens: torch.Tensor, prepend_bos: bool,
+                       padding_side: Optional[str] = None) -> torch.Tensor:
+    """1 for real tokens and 0 for padding, on ``padding_side`` (default ``tokenizer.padding_side``).
 
     Padding is the run of pad tokens at the padded end; when pad and BOS share an id, the BOS
     we prepended (``prepend_bos``) still counts as real.
     """
+    if padding_side is not None and padding_side not in ("left", "right"):
+        raise InvalidOptionError("padding_side", padding_side, ("left", "right"))
     pad = tokenizer.pad_token_id
     if pad is None:
         return torch.ones_like(tokens)
     real = tokens != pad
-    if getattr(tokenizer, "padding_side", "right") == "left":
+    if (padding_side or getattr(tokenizer, "padding_side", "right")) == "left":
         mask = (real.long().cumsum(-1) > 0).long()
         if prepend_bos and tokenizer.bos_token_id == pad:
             bos_pos = (mask.argmax(-1, keepdim=True) - 1).clamp(min=0)
@@ -367,6 +389,7 @@ def tokenize_and_concatenate(
     column_name: str = "text",
     add_bos_token: bool = True,
     num_proc: int = 10,
+    set_format: bool = True,
 ) -> Any:
     """Tokenize a text dataset, join it with EOS separators and cut it into ``max_length`` rows.
 
@@ -394,7 +417,7 @@ def tokenize_and_concatenate(
         remove_columns=[column_name],
         **({} if streaming else {"num_proc": num_proc}),
     )
-    return out.with_format(type="torch")
+    return out.with_format(type="torch") if set_format else out
 
 
 def __getattr__(name: str) -> Any:

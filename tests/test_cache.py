@@ -43,6 +43,20 @@ def run(request):
     return model, tokens, logits, cache
 
 
+def independent_final_norm(model, x):
+    """The final norm written out from its definition (not lenswidget's module)."""
+    ln = model.ln_final
+    eps = model.cfg.eps
+    if model.cfg.normalization_type in ("LN", "LNPre"):
+        x = x - x.mean(-1, keepdim=True)
+    x = x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    if hasattr(ln, "w"):
+        x = x * ln.w
+    if hasattr(ln, "b"):
+        x = x + ln.b
+    return x
+
+
 def close(a, b, **kw):
     torch.testing.assert_close(a, b, **{**TOL, **kw})
 
@@ -181,8 +195,14 @@ def test_accumulated_resid(run):
 def test_apply_ln_reproduces_each_norms_normalized_output(run):
     model, _, _, cache = run
     n = model.cfg.n_layers
+    # the logit lens: each residual through model.ln_final with its own statistics (TL 3.9),
+    # so the last row is exactly what the unembed read, and logits follow from W_U, b_U
     acc = cache.accumulated_resid(apply_ln=True)
-    close(acc[-1], cache["ln_final.hook_normalized"])
+    close(acc[-1], cache["unembed.hook_in"])
+    W_U, b_U = model.W_U, model.b_U
+    close(acc[-1] @ W_U + b_U, cache["unembed.hook_out"], atol=1e-4)
+    for l in range(n):
+        close(acc[l], independent_final_norm(model, cache["resid_pre", l]))
     for l in range(n):
         x = cache["resid_pre", l][None]
         close(cache.apply_ln_to_stack(x, layer=l)[0], cache["normalized", l, "ln1"])
@@ -414,7 +434,7 @@ def test_without_batch_dim(run):
         close(cache.get_full_resid_decomposition(layer).sum(0), ref, atol=5e-5)
     acc = cache.accumulated_resid(apply_ln=True, pos_slice=-1)
     assert acc.shape == (model.cfg.n_layers + 1, d)
-    close(acc[-1], cache["ln_final.hook_normalized"][-1])
+    close(acc[-1], cache["unembed.hook_in"][-1])
     assert cache.stack_head_results(pos_slice=-1).shape == (model.cfg.n_layers * model.cfg.n_heads, d)
     assert cache.logit_attrs(cache.decompose_resid(pos_slice=-1), 5, pos_slice=-1).shape[1:] == ()
     assert cache.remove_batch_dim() is cache  # a second call is a no-op
@@ -453,3 +473,40 @@ def test_to_and_toggle_autodiff(run):
         assert torch.is_grad_enabled()
     finally:
         torch.set_grad_enabled(before)
+
+
+# ------------------------------------------------------------------ TL 3.9 arguments
+
+
+def test_project_output_onto_equals_projecting_the_stack(run):
+    model, _, _, cache = run
+    d = model.cfg.d_model
+    g = torch.Generator().manual_seed(3)
+    P2, P1 = torch.randn(d, 3, generator=g), torch.randn(d, generator=g)
+    for kw in (dict(), dict(apply_ln=True), dict(pos_slice=-1, expand_neurons=False), dict(layer=2, mlp_input=True, apply_ln=True)):
+        full = cache.get_full_resid_decomposition(**kw)
+        close(cache.get_full_resid_decomposition(project_output_onto=P2, **kw), full @ P2, atol=1e-4, rtol=1e-4)
+        stack, labels = cache.get_full_resid_decomposition(project_output_onto=P1, return_labels=True, **kw)
+        close(stack, full @ P1, atol=1e-4, rtol=1e-4)
+        assert len(labels) == stack.shape[0]
+    for kw in (dict(), dict(apply_ln=True, incl_remainder=True), dict(neuron_slice=(0, 10, 3), pos_slice=-1, apply_ln=True)):
+        full = cache.stack_neuron_results(2, **kw)
+        close(cache.stack_neuron_results(2, project_output_onto=P2, **kw), full @ P2, atol=1e-4, rtol=1e-4)
+        close(cache.stack_neuron_results(2, project_output_onto=P1, **kw), full @ P1, atol=1e-4, rtol=1e-4)
+    close(cache.get_neuron_results(1, project_output_onto=P2), cache.get_neuron_results(1) @ P2, atol=1e-5, rtol=1e-5)
+    close(cache.get_neuron_results(1, neuron_slice=4, project_output_onto=P1), cache.get_neuron_results(1, neuron_slice=4) @ P1)
+    with pytest.raises(ShapeMismatchError, match="project_output_onto"):
+        cache.get_full_resid_decomposition(project_output_onto=torch.zeros(d + 1))
+
+
+def test_recompute_ln_applies_ln_final_to_each_component(run):
+    model, _, _, cache = run
+    stack = cache.accumulated_resid()
+    re = cache.apply_ln_to_stack(stack, recompute_ln=True)
+    for i in range(stack.shape[0]):
+        close(re[i], independent_final_norm(model, stack[i]))
+    # only the final layer recomputes; elsewhere the cached scale is used, as without it
+    mid = cache.accumulated_resid(layer=2)
+    close(cache.apply_ln_to_stack(mid, layer=2, recompute_ln=True), cache.apply_ln_to_stack(mid, layer=2))
+    # batch_slice applies to the stack first
+    close(cache.apply_ln_to_stack(stack, recompute_ln=True, batch_slice=1), re[:, 1])

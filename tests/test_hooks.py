@@ -76,9 +76,43 @@ def test_has_hooks(model):
     hp = model.hook_dict["blocks.0.attn.hook_pattern"]
     assert not hp.has_hooks()
     model.add_hook(hp.name, lambda x, hook: None)
-    assert hp.has_hooks("fwd") and not hp.has_hooks("bwd") and hp.has_hooks("both")
+    assert hp.has_hooks("fwd") and not hp.has_hooks("bwd") and hp.has_hooks("both") and hp.has_hooks()
     model.reset_hooks()
     assert not hp.has_hooks("both")
+    model.add_perma_hook(hp.name, lambda x, hook: None)
+    assert hp.has_hooks() and not hp.has_hooks(including_permanent=False)
+    with model.hooks(fwd_hooks=[(hp.name, lambda x, hook: None)]):
+        assert hp.has_hooks(level=1) and hp.has_hooks(including_permanent=False)
+    assert not hp.has_hooks(level=1)
+
+
+def test_list_hooks_and_check_and_add_hook(model):
+    fn = lambda x, hook: None  # noqa: E731
+    model.check_and_add_hook(model.hook_dict["hook_embed"], "hook_embed", fn)
+    model.add_perma_hook("blocks.0.hook_resid_pre", fn)
+    listed = model.list_hooks()
+    assert sorted(listed) == ["blocks.0.hook_resid_pre", "hook_embed"]
+    assert list(model.list_hooks(including_permanent=False)) == ["hook_embed"]
+    assert list(model.list_hooks("blocks.0.hook_resid_pre")) == ["blocks.0.hook_resid_pre"]
+    assert model.list_hooks(dir="bwd") == {}
+
+
+def test_alias_names_call_the_hook_once_per_alias(model):
+    seen = []
+
+    def hook(x, hook):
+        seen.append(hook.name)
+        return x + 1
+
+    hp = model.hook_dict["blocks.0.hook_resid_post"]
+    hp.add_hook(hook, alias_names=["a.hook_x", "b.hook_y"])
+    try:
+        _, cache = model.run_with_cache(TOKENS, names_filter="blocks.1.hook_resid_pre")
+    finally:
+        model.reset_hooks()
+    assert seen == ["a.hook_x", "b.hook_y"]
+    _, ref = model.run_with_cache(TOKENS, names_filter="blocks.1.hook_resid_pre")
+    assert torch.allclose(cache["blocks.1.hook_resid_pre"], ref["blocks.1.hook_resid_pre"] + 2)
 
 
 # ---------------------------------------------------------------------------- errors never leave hooks
@@ -299,11 +333,64 @@ def test_incl_bwd_gives_gradients(model):
     assert n_hooks(model) == 0
 
 
-def test_pos_slice(model):
+def test_pos_slice_keeps_the_position_axis(model):
+    # TransformerLens reads an int pos_slice as [int]: the axis stays, with length 1.
     _, cache = model.run_with_cache(TOKENS, pos_slice=-1, return_cache_object=False)
-    assert cache["blocks.0.hook_resid_pre"].shape == (2, 32)
-    assert cache["blocks.0.attn.hook_z"].shape == (2, 4, 8)
-    assert cache["blocks.0.attn.hook_pattern"].shape == (2, 4, 6)  # query position sliced
+    _, full = model.run_with_cache(TOKENS, return_cache_object=False)
+    assert cache["blocks.0.hook_resid_pre"].shape == (2, 1, 32)
+    assert torch.equal(cache["blocks.0.hook_resid_pre"], full["blocks.0.hook_resid_pre"][:, -1:])
+    assert cache["blocks.0.attn.hook_z"].shape == (2, 1, 4, 8)  # [batch, pos, head, d_head]
+    assert cache["blocks.0.attn.hook_pattern"].shape == (2, 4, 1, 6)  # query position sliced
+    assert cache["unembed.hook_out"].shape == (2, 1, 300)
+    _, some = model.run_with_cache(TOKENS, pos_slice=(1, 4), return_cache_object=False)
+    assert torch.equal(some["blocks.1.attn.hook_q"], full["blocks.1.attn.hook_q"][:, 1:4])
+    _, picked = model.run_with_cache(TOKENS, pos_slice=[0, 5], return_cache_object=False)
+    assert torch.equal(picked["blocks.1.ln2.hook_scale"], full["blocks.1.ln2.hook_scale"][:, [0, 5]])
+
+
+def test_unembed_hooks_are_cached_and_hookable(model):
+    logits, cache = model.run_with_cache(TOKENS)
+    keys = list(cache.keys())
+    assert keys[-4:] == ["ln_final.hook_scale", "ln_final.hook_normalized", "unembed.hook_in", "unembed.hook_out"]
+    assert torch.equal(cache["unembed.hook_out"], logits)
+    W_U, b_U = model.unembed.W_U, model.unembed.b_U
+    assert torch.allclose(cache["unembed.hook_in"] @ W_U + b_U, logits, atol=1e-5)
+    doubled = model.run_with_hooks(TOKENS, fwd_hooks=[("unembed.hook_out", lambda x, hook: 2 * x)])
+    assert torch.allclose(doubled, 2 * logits, atol=1e-5)
+
+
+def test_hook_returning_wrong_shape_names_hook_and_shapes(model):
+    def first_pos(x, hook):
+        return x[:, :1]
+
+    with pytest.raises(ShapeMismatchError, match=r"'first_pos' on 'blocks.0.hook_resid_pre'.*\(2, 1, 32\).*\(2, 6, 32\)"):
+        model.run_with_hooks(TOKENS, fwd_hooks=[("blocks.0.hook_resid_pre", first_pos)])
+    assert n_hooks(model) == 0
+    # returning None or a same-shaped tensor is fine
+    model.run_with_hooks(TOKENS, fwd_hooks=[("blocks.0.hook_resid_pre", lambda x, hook: x.clone())])
+
+
+def test_cache_device_alias_and_offload(model):
+    seen = []
+
+    class Spy(torch.Tensor):
+        pass
+
+    _, a = model.run_with_cache(TOKENS, cache_device="cpu", return_cache_object=False)
+    _, b = model.run_with_cache(TOKENS, device=torch.device("cpu"), return_cache_object=False)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(InvalidOptionError, match="cache_device"):
+        model.run_with_cache(TOKENS, device="cpu", cache_device="meta")
+    # Each activation is moved as it is cached, during the forward: a later hook already sees
+    # the earlier activation on the cache device.
+    from lenswidget.hooks import ActivationRecorder
+
+    store: dict = {}
+    rec = ActivationRecorder(store, device="meta")
+    with model.hooks(fwd_hooks=[("hook_embed", rec), ("blocks.0.hook_resid_pre", lambda x, hook: seen.append(store["hook_embed"].device))]):
+        model(TOKENS)
+    assert seen == [torch.device("meta")]
+    assert n_hooks(model) == 0
 
 
 def test_cache_all_and_cache_some(model):
@@ -340,3 +427,34 @@ def test_custom_root_module():
     out, cache = m.run_with_cache(torch.ones(3))
     assert torch.equal(cache["hook_out"], out)
     m.remove_hook("hook_in")
+
+
+def test_keep_freed_memory_lets_the_next_cache_reuse_pages(tmp_path):
+    """Page faults of a second run_with_cache, in a fresh process, with and without the malloc
+    tuning: with it, the freed first cache is reused (far fewer minor faults)."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import resource, torch
+from tests.models import tiny_model
+torch.set_num_threads(1)
+m = tiny_model("gpt2", d_model=256, d_head=64, n_heads=4, d_mlp=1024, n_ctx=256, n_layers=4)
+tokens = torch.randint(0, 300, (4, 256))
+with torch.inference_mode():
+    m.run_with_cache(tokens)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    m.run_with_cache(tokens)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    faults = {}
+    for flag in ("0", "1"):
+        env = {**os.environ, "LENSWIDGET_MALLOC_TUNING": flag, "PYTHONPATH": os.getcwd()}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        faults[flag] = int(out.stdout.split()[-1])
+    from lenswidget.allocator import keep_freed_memory
+
+    if not keep_freed_memory():
+        pytest.skip("not glibc: there is no allocator tuning to test")
+    assert faults["1"] * 4 < faults["0"], faults

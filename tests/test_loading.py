@@ -306,11 +306,24 @@ def test_explicit_gguf_path_uses_the_same_cache(smollm2_dir):
 
 
 @pytest.mark.smollm2
-def test_default_prepend_bos_follows_the_tokenizer(smollm2):
-    assert smollm2.cfg.default_prepend_bos is False  # SmolLM2's tokenizer adds no BOS
+def test_default_prepend_bos_follows_transformer_lens(smollm2):
+    # TransformerLens 3.9 prepends the tokenizer's BOS for Llama-architecture models, although
+    # SmolLM2's own tokenizer adds none: <|im_start|>, id 1.
+    assert smollm2.cfg.default_prepend_bos is True
     tokens = smollm2.to_tokens("Hello")
-    assert tokens[0, 0].item() != smollm2.tokenizer.bos_token_id
-    assert smollm2.to_tokens("Hello", prepend_bos=True)[0, 0].item() == smollm2.tokenizer.bos_token_id
+    assert tokens[0, 0].item() == smollm2.tokenizer.bos_token_id == 1
+    assert smollm2.to_str_tokens("Hello")[0] == "<|im_start|>"
+    hf_ids = smollm2.tokenizer("Hello")["input_ids"]
+    assert smollm2.to_tokens("Hello", prepend_bos=False)[0].tolist() == hf_ids == tokens[0, 1:].tolist()
+
+
+def test_default_prepend_bos_rule_per_architecture():
+    from lenswidget.loading.pretrained import tl_default_prepend_bos
+
+    for arch in ("GPT2LMHeadModel", "LlamaForCausalLM", "MistralForCausalLM", "Gemma2ForCausalLM", None):
+        assert tl_default_prepend_bos(arch) is True
+    for arch in ("GPTNeoXForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "PhiForCausalLM"):
+        assert tl_default_prepend_bos(arch) is False
 
 
 def test_processed_weights_are_cached_for_cache_owned_dirs(tmp_path, monkeypatch):

@@ -248,6 +248,58 @@ def test_logit_lens_equals_accumulated_resid_through_the_unembed(gpt2, ref):
     assert w.lens_grid["prompt"] == 1
 
 
+def _independent_lens(model, resid: torch.Tensor) -> torch.Tensor:
+    """ln_final(resid) @ W_U + b_U with the final norm written out from its definition: each
+    residual normalised by its own statistics (not the cached final-layer scale)."""
+    cfg, ln = model.cfg, model.ln_final
+    x = resid.double()
+    if cfg.normalization_type in ("LN", "LNPre"):
+        x = x - x.mean(-1, keepdim=True)
+    x = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + cfg.eps)
+    if hasattr(ln, "w"):
+        x = x * ln.w.double()
+    if hasattr(ln, "b"):
+        x = x + ln.b.double()
+    return x @ model.W_U.double() + model.b_U.double()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_logit_lens_is_ln_final_of_each_residual_through_the_unembed(family):
+    # Unprocessed weights with random norm weights and biases, so a lens that reused the final
+    # layer's cached scale (or skipped the norm's weights) would give other numbers.
+    torch.manual_seed(1)
+    model = tiny_model(family, tokenizer=True, n_layers=3)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 1:
+                p.copy_((1.0 if name.endswith(".w") else 0.0) + 0.5 * torch.randn(p.shape, generator=g))
+    w = residual(model, PROMPTS, ANSWER, incorrect=INCORRECT, lens_top_k=3)
+    update(w, {"view": "lens"})
+    _, cache = model.run_with_cache(model.to_tokens(PROMPTS))
+    n = model.cfg.n_layers
+    resids, labels = [], []
+    for l in range(n):
+        resids += [cache[f"blocks.{l}.hook_resid_pre"][:, -1], cache[f"blocks.{l}.hook_resid_mid"][:, -1]]
+        labels += [f"{l}_pre", f"{l}_mid"]
+    resids.append(cache[f"blocks.{n - 1}.hook_resid_post"][:, -1])
+    labels.append("final_post")
+    lens = _independent_lens(model, torch.stack(resids))  # [layers, batch, vocab]
+    a, b = model.to_single_token(ANSWER), model.to_single_token(INCORRECT)
+    assert w.lens["labels"] == labels
+    np.testing.assert_allclose(values(w.lens["logit"]), lens[..., a].mean(-1).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(values(w.lens["diff"]), (lens[..., a] - lens[..., b]).mean(-1).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(values(w.lens["prob"]), lens.softmax(-1)[..., a].mean(-1).numpy(), rtol=1e-4, atol=1e-6)
+    update(w, {"prompt_index": 1})
+    np.testing.assert_allclose(values(w.lens["logit"]), lens[:, 1, a].numpy(), rtol=1e-4, atol=1e-4)
+    update(w, {"prompt_index": 0})
+    # the grid's top tokens at every position, layer by layer (prompt 0)
+    grid_resids = [cache[f"blocks.{l}.hook_resid_pre"][0] for l in range(n)] + [cache[f"blocks.{n - 1}.hook_resid_post"][0]]
+    top = _independent_lens(model, torch.stack(grid_resids)).topk(3, dim=-1)  # [layers, pos, k]
+    ids = values(w.lens_grid["ids"]).astype(int)
+    np.testing.assert_array_equal(np.array(w.lens_grid["vocab_ids"])[ids], top.indices.transpose(0, 1).numpy())
+
+
 # -- answers and prompts ---------------------------------------------------------------------------
 
 

@@ -41,8 +41,8 @@ def test_logits_match_transformers(smollm2, smollm2_unprocessed, smollm2_hf, smo
 
 def test_capital_of_france_is_paris(smollm2):
     prompt = "The capital of France is"
-    assert smollm2.cfg.default_prepend_bos is False  # as SmolLM2's HF tokenizer (adds no BOS)
-    for prepend_bos in (None, True):
+    assert smollm2.cfg.default_prepend_bos is True  # TransformerLens 3.9's rule for Llama models
+    for prepend_bos in (None, False):
         with torch.inference_mode():
             logits = smollm2(prompt, prepend_bos=prepend_bos)
         assert smollm2.to_string(logits[0, -1].argmax()) == " Paris"

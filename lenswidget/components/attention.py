@@ -182,16 +182,17 @@ class Attention(nn.Module):
             scores = torch.matmul(qh.float(), kh.float().transpose(-1, -2))
         else:
             scores = torch.matmul(qh, kh.transpose(-1, -2))
-        scores = scores / self.attn_scale
+        scores.div_(self.attn_scale)  # in place on the fresh matmul output: no extra tensor
         if cfg.attn_scores_soft_cap > 0:
             cap = cfg.attn_scores_soft_cap
             scores = cap * torch.tanh(scores / cap)
         mask = spec.score_mask()
         if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
+            scores.masked_fill_(~mask, float("-inf"))
         scores = _h(self.hook_attn_scores, scores)
         pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if scores.dtype in _LOW_PRECISION else None)
-        pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
+        # fully masked rows give NaN: make them 0 (in place unless autograd needs the softmax output)
+        pattern = pattern.nan_to_num(nan=0.0) if pattern.requires_grad else pattern.nan_to_num_(nan=0.0)
         pattern = _h(self.hook_pattern, pattern)
         return torch.matmul(pattern.to(vh.dtype), vh)
 

@@ -39,6 +39,19 @@ def tokenizer_prepends_bos(tokenizer: Any) -> bool | None:
     return bool(ids) and ids[0] == tokenizer.bos_token_id
 
 
+# TransformerLens 3.9 (loading_from_pretrained.get_pretrained_model_config) prepends BOS by
+# default for every architecture except these, whose configs set default_prepend_bos=False.
+NO_BOS_ARCHITECTURES = frozenset({
+    "GPTNeoXForCausalLM", "BloomForCausalLM", "QWenLMHeadModel", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+    "PhiForCausalLM",
+})
+
+
+def tl_default_prepend_bos(architecture: str | None) -> bool:
+    """TransformerLens 3.9's ``default_prepend_bos`` for an HF architecture name (see docs/compat.md)."""
+    return architecture not in NO_BOS_ARCHITECTURES
+
+
 def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
                  tokenizer: Any, tokenizer_name: str | None, dtype: torch.dtype, device: Any,
                  first_n_layers: int | None, default_prepend_bos: bool | None,
@@ -53,11 +66,10 @@ def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
         if fields.get("attn_types"):
             fields["attn_types"] = fields["attn_types"][:first_n_layers]
     prepends = tokenizer_prepends_bos(tokenizer)
-    if default_prepend_bos is None:
-        # Family convention first (TransformerLens prepends BOS for GPT-2/Pythia), otherwise do
-        # what the model's own tokenizer does, so tokens match HF's for the same text.
-        default_prepend_bos = fields.get("default_prepend_bos", prepends if prepends is not None else True)
     archs = getattr(src_config, "architectures", None) or [architecture]
+    fields.pop("default_prepend_bos", None)  # one rule for every family: TransformerLens 3.9's
+    if default_prepend_bos is None:
+        default_prepend_bos = tl_default_prepend_bos(archs[0])
     fields.update(
         model_name=name,
         tokenizer_name=tokenizer_name,
@@ -134,7 +146,7 @@ def from_pretrained(
     dtype: str | torch.dtype | None = None,
     first_n_layers: int | None = None,
     default_prepend_bos: bool | None = None,
-    default_padding_side: Literal["left", "right"] = "right",
+    default_padding_side: Literal["left", "right"] | None = None,
     move_to_device: bool = True,
     **hf_kwargs: Any,
 ) -> Any:
@@ -143,8 +155,9 @@ def from_pretrained(
     ``model_name`` is the built-in ``"SmolLM2-135M-Instruct"``, a local HF directory, a
     ``.gguf`` file or a hub id; ``hf_model`` supplies weights and config from memory. The
     processing flags are those of :func:`lenswidget.processing.process_state_dict`.
-    ``default_prepend_bos=None`` follows the family's convention, else the tokenizer's own
-    behaviour (SmolLM2's tokenizer adds no BOS, so neither does lenswidget by default).
+    ``default_prepend_bos=None`` follows TransformerLens 3.9's rule (BOS prepended except for
+    GPT-NeoX, Bloom, Qwen, Qwen2, Qwen3 and Phi; SmolLM2, a Llama, gets ``<|im_start|>``); pass
+    ``default_prepend_bos=False`` for HF's own tokenisation.
     Remaining keyword arguments go to transformers (hub ids only).
     """
     for unsupported in ("checkpoint_index", "checkpoint_value"):
@@ -153,7 +166,7 @@ def from_pretrained(
                               "or hub revision instead (revision=...)")
     if hf_kwargs.pop("n_devices", 1) != 1:
         raise ConfigError("n_devices must be 1: lenswidget runs a model on one device")
-    if default_padding_side not in ("left", "right"):
+    if default_padding_side not in ("left", "right", None):
         raise InvalidOptionError("default_padding_side", default_padding_side, ("left", "right"))
     target_dtype = _dtype(dtype, hf_kwargs)
     src = resolve_source(model_name, hf_model=hf_model, tokenizer=tokenizer, **hf_kwargs)
