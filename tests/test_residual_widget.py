@@ -18,7 +18,15 @@ import torch
 
 from lenswidget.errors import OutOfRangeError, ShapeMismatchError, TokenizationError, UnknownNameError
 from lenswidget.widgets import codec
-from lenswidget.widgets.residual import ResidualExplorer, residual
+from lenswidget.widgets.residual import ResidualExplorer
+from lenswidget.widgets.residual import residual as _residual
+
+
+def residual(*args: Any, **kwargs: Any) -> ResidualExplorer:
+    """The explorer with its bars in layer order, so ``data`` lines up with TL's stacks
+    (the default order, by |value|, has its own test)."""
+    kwargs.setdefault("sort", "layer")
+    return _residual(*args, **kwargs)
 from tests.models import tiny_model
 
 PROMPTS = ["The cat sat on the", "The dog sat on the"]  # 8 tokens each with the tiny tokenizer
@@ -71,7 +79,7 @@ def update(w: ResidualExplorer, state: Any) -> None:
 
 
 def state_of(w: ResidualExplorer) -> dict:
-    return {k: getattr(w, k) for k in w.keys if k not in ("error", "revision")}
+    return {k: getattr(w, k) for k in w.keys if k not in ("error", "revision", "reply")}
 
 
 # -- components ------------------------------------------------------------------------------
@@ -95,6 +103,18 @@ def test_component_bars_equal_decompose_resid_and_logit_attrs(gpt2, ref):
     # it is also the seed's equivalent: decompose_resid(apply_ln=True) . W_U[:, answer]
     scaled = cache.decompose_resid(layer=-1, pos_slice=-1, apply_ln=True)
     np.testing.assert_allclose(values(w.bars["values"]), (scaled @ gpt2.W_U[:, ans]).mean(-1).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_default_order_is_by_magnitude_with_bias_last(gpt2):
+    w = _residual(gpt2, PROMPTS, ANSWER)
+    assert w.sort == "abs"
+    by_layer = residual(gpt2, PROMPTS, ANSWER)
+    mags = w.data["values"].abs().tolist()
+    assert mags == sorted(mags, reverse=True) and sorted(w.data["labels"]) == sorted(by_layer.data["labels"])
+    custom(w, {"type": "select", "component": "1_attn_out"})
+    assert w.data["labels"][-1] == "L1 b_O"  # bias stays last
+    heads = w.data["values"][:-1].abs().tolist()
+    assert heads == sorted(heads, reverse=True)
 
 
 def test_logit_difference_and_per_prompt_toggle(gpt2, ref):
@@ -497,7 +517,7 @@ def test_fuzz_malformed_messages_leave_the_widget_usable(gpt2, monkeypatch):
             assert state_of(w) == before, w.error
         else:
             accepted += 1
-        assert w.prompt_index in (None, 0, 1) and w.view in ("attribution", "lens") and w.sort in ("layer", "value")
+        assert w.prompt_index in (None, 0, 1) and w.view in ("attribution", "lens") and w.sort in ("abs", "layer", "value")
         assert w.check["sum"] == pytest.approx(w.check["target"], abs=1e-4)
     assert rejected > 300 and accepted > 50
     assert runs[0] == 0  # no accepted fuzz message reran the model (prompts never tokenise equally)

@@ -129,7 +129,7 @@ def _message(rng: random.Random, keys: list[str]) -> Any:
         data = {"method": _junk(rng), "state": _junk(rng)}
         return {"content": {"data": data}, "buffers": []}
     if form in (3, 4, 5):
-        state = {rng.choice(keys + ["pattern", "tokens", "error", "_esm", "zz", "revision"]): _junk(rng)
+        state = {rng.choice(keys + ["pattern", "tokens", "error", "_esm", "zz", "revision", "reply", "_request"]): _junk(rng)
                  for _ in range(rng.randrange(1, 4))}
         data: dict = {"method": "update", "state": state}
         if rng.random() < 0.1:
@@ -137,14 +137,14 @@ def _message(rng: random.Random, keys: list[str]) -> Any:
         return {"content": {"data": data}, "buffers": []}
     content = {"type": rng.choice(["select", "clear_error", "patch", None, 3])}
     for _ in range(rng.randrange(3)):
-        content[rng.choice(["layer", "head", "x", "type"])] = _junk(rng)
+        content[rng.choice(["layer", "head", "x", "type", "request_id"])] = _junk(rng)
     if rng.random() < 0.2:
         content = _junk(rng)
     return {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
 
 
 def _state(w) -> dict:
-    return {k: getattr(w, k) for k in w.keys if k not in ("error", "revision")}
+    return {k: getattr(w, k) for k in w.keys if k not in ("error", "revision", "reply")}
 
 
 def _method(msg: Any) -> Any:

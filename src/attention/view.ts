@@ -42,6 +42,7 @@ export class AttentionView {
   private versions = { thumbs: 0, pattern: 0 };
   private patternLayer: number | null = null;
   private preview: HeadRef | null = null;
+  private held = false;
   private hoverToken: number | null = null;
   private pinned: number | null = null;
   private shownLayer: number | null = null;
@@ -161,15 +162,18 @@ export class AttentionView {
     d.listen(this.controls.hideSink, "change", () => this.setOption("hide_sink", this.controls.hideSink.checked));
     d.listen(this.controls.gamma, "change", () => this.setOption("gamma", Number(this.controls.gamma.value)));
 
-    // prompt: debounce, then sync `prompt`; busy until the kernel's next revision
+    // prompt: debounce, then sync `prompt` (one request); busy from the first keystroke to the reply
     d.listen(this.controls.prompt, "input", () => {
-      this.frame.setBusy(true);
-      const ms = getInt(m, "debounce_ms") ?? 400;
+      if (!this.held) {
+        this.held = true;
+        this.frame.hold();
+      }
+      const ms = getInt(m, "debounce_ms") ?? 150;
       this.controls.debounce(ms, () => {
+        this.held = false;
+        this.frame.release();
         const text = this.controls.prompt.value;
-        if (text === getString(m, "prompt")) return this.frame.setBusy(false);
-        m.set("prompt", text);
-        m.save_changes();
+        if (text !== getString(m, "prompt")) this.frame.update({ prompt: text });
       });
     });
     d.add(() => this.controls.cancel());
@@ -226,28 +230,19 @@ export class AttentionView {
     const layer = s.layers[ref.layerIdx];
     const head = s.heads[ref.headIdx];
     if (layer === undefined || head === undefined) return;
-    if (s.layer === layer && s.head === head) {
-      this.model.set("head", null);
-    } else {
-      if (s.layer !== layer) this.frame.setBusy(true); // waiting for that layer's full pattern
-      this.model.set("layer", layer);
-      this.model.set("head", head);
-    }
-    this.model.save_changes();
+    if (s.layer === layer && s.head === head) this.frame.update({ head: null });
+    else this.frame.update({ layer, head });
     this.render({});
   }
 
   setLayer(layer: number): void {
     if (layer === getInt(this.model, "layer")) return;
-    this.frame.setBusy(true);
-    this.model.set("layer", layer);
-    this.model.save_changes();
+    this.frame.update({ layer });
     this.render({});
   }
 
   private setOption(key: string, value: unknown): void {
-    this.model.set(key, value);
-    this.model.save_changes();
+    this.frame.update({ [key]: value });
   }
 
   private setHoverToken(i: number | null): void {

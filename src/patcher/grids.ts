@@ -4,6 +4,7 @@
  * for selections, chips and drop previews. Geometry follows src/DOM.md (cells start at the
  * canvas' top-left corner).
  */
+import { GridA11y } from "../shared/a11y";
 import type { ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { GridCanvas, type Overlay } from "../shared/grid";
@@ -13,6 +14,7 @@ import type { Rect } from "./rect";
 export class GridPanel {
   readonly node: HTMLDivElement;
   readonly grid: GridCanvas;
+  readonly a11y: GridA11y;
   private readonly rowLabels: HTMLDivElement;
   private readonly colLabels: HTMLDivElement;
 
@@ -20,9 +22,15 @@ export class GridPanel {
     const canvas = el("canvas", {
       testid: `lw-${name}-grid`,
       className: "lw-canvas lw-patch-canvas",
-      attrs: { tabindex: name === "clean" ? "0" : "-1", role: "grid", "aria-label": `${title} run grid` },
+      attrs: { tabindex: name === "clean" ? "0" : "-1" },
     });
     this.grid = new GridCanvas(canvas);
+    this.a11y = new GridA11y(
+      canvas,
+      name === "clean"
+        ? "Clean run, layers by columns: arrow keys select cells, Shift extends, Enter patches them into the corrupted run, a ablates"
+        : "Corrupted run: cells patched from the clean run",
+    );
     this.rowLabels = el("div", { className: "lw-row-labels" });
     this.colLabels = el("div", { className: "lw-col-labels" });
     this.node = el("div", {
@@ -41,7 +49,10 @@ export class GridPanel {
 
   /** Resize to rows x cols (cell px) and relabel; column labels are token strings or names. */
   setShape(rows: number, cols: number, cell: number, colLabels: string[], tokens: boolean): void {
+    const g = this.grid.geometry;
+    const shape = g.rows !== rows || g.cols !== cols;
     this.grid.setGeometry({ rows, cols, cellW: cell, cellH: cell });
+    if (shape) this.a11y.setCells(rows, cols, () => "");
     this.rowLabels.replaceChildren(
       ...Array.from({ length: rows }, (_, r) =>
         el("div", { className: "lw-row-label", text: `L${r}`, attrs: { "data-index": String(r), style: `height:${cell}px;line-height:${cell}px` } }),

@@ -58,7 +58,10 @@ export class PointerDrag {
     window.addEventListener("pointerup", up);
     window.addEventListener("pointercancel", cancel);
     window.addEventListener("keydown", key, true);
+    // Released outside the browser window (no pointerup arrives): the drag is cancelled.
+    window.addEventListener("blur", cancel);
     this.stop = () => {
+      window.removeEventListener("blur", cancel);
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
       window.removeEventListener("pointercancel", cancel);

@@ -46,7 +46,7 @@ const CSS = `
 .lw-sweep-progress[hidden] { display: none; }
 .lw-code { max-height: 240px; overflow: auto; font-family: var(--jp-code-font-family, monospace); font-size: 11px; white-space: pre;
   background: var(--jp-layout-color1, #fafafa); border: 1px solid var(--jp-border-color2, #e0e0e0); padding: 4px; margin: 4px 0 0; }
-.lw-drag-ghost { position: fixed; z-index: 20; pointer-events: none; padding: 2px 6px; border-radius: 3px; font-size: 11px;
+.lw-drag-ghost { position: absolute; z-index: 20; pointer-events: none; padding: 2px 6px; border-radius: 3px; font-size: 11px;
   background: var(--jp-brand-color1, #1976d2); color: #fff; white-space: nowrap; }
 .lw-drag-ghost[hidden], .lw-notice[hidden] { display: none; }
 .lw-notice { color: var(--jp-warn-color0, #e65100); }

@@ -128,7 +128,7 @@ export class PatcherView {
     this.sweepPanel = new SweepPanel(d, {
       exact: () => this.send({ type: "sweep", kind: "exact" }),
       estimate: () => this.send({ type: "sweep", kind: "attribution" }),
-      cancel: () => this.model.send({ type: "cancel_sweep" }),
+      cancel: () => this.frame.send({ type: "cancel_sweep" }),
       overlay: (shown) => {
         this.overlayShown = shown;
         this.renderGrids();
@@ -165,9 +165,10 @@ export class PatcherView {
     for (const c of [canvas, this.corrupted.canvas]) d.listen(c, "mouseleave", () => this.frame.tooltip.hide());
     d.add(() => this.drag.detach());
 
-    const on = (keys: string[], fn: () => void) => keys.forEach((k) => d.onModel(model, `change:${k}`, fn));
+    // One repaint per kernel update, of the panels whose traits changed (Frame.watch).
+    const on = (keys: string[], fn: () => void) => f.watch(keys, fn);
     on(["dims", "act", "head_position", "clean_str_tokens", "corrupted_str_tokens", "token_differs", "cell_diff", "sweep", "cell_size", "acts", "act_labels", "prompt_index"], () => this.renderAll());
-    on(["patches"], () => this.renderChips());
+    on(["patches", "dims", "act", "head_position", "cell_size", "prompt_index"], () => this.renderChips());
     on(["metric_value", "metric_before", "metric_clean", "metric_corrupted", "metric_pending", "metric_name"], () => this.renderMetric());
     on(["top_clean", "top_corrupted", "top_patched"], () => this.renderTops());
     on(["sweep_state", "sweep_progress"], () => this.renderSweep());
@@ -219,14 +220,11 @@ export class PatcherView {
   }
 
   private send(msg: Record<string, unknown>): void {
-    this.frame.setBusy(true);
-    this.model.send(msg);
+    this.frame.send(msg);
   }
 
   private setTrait(key: string, value: unknown): void {
-    this.frame.setBusy(true);
-    this.model.set(key, value);
-    this.model.save_changes();
+    this.frame.update({ [key]: value });
   }
 
   /** Patch (or ablate) `rect` of the shown grid, at the same cells of the corrupted run. */
@@ -276,8 +274,14 @@ export class PatcherView {
     this.ghost.hidden = state.phase !== "dragging";
     if (state.phase === "dragging") {
       this.ghost.textContent = this.describe(state.payload) + (this.over.kind === "ablate" ? ` → ${this.ablation} ablate` : "");
-      this.ghost.style.left = `${x + 14}px`;
-      this.ghost.style.top = `${y + 10}px`;
+      // Inside the widget, relative to its root (JupyterLab's windowed cells have
+      // `contain: layout paint`, which breaks position: fixed), kept within its box.
+      const box = this.root.getBoundingClientRect();
+      const w = this.ghost.offsetWidth;
+      const left = Math.max(0, Math.min(x - box.left + 14, box.width - w - 2));
+      const top = Math.max(0, Math.min(y - box.top + 10, box.height - this.ghost.offsetHeight - 2));
+      this.ghost.style.left = `${left}px`;
+      this.ghost.style.top = `${top}px`;
     }
     this.paint();
   }
@@ -292,6 +296,7 @@ export class PatcherView {
       this.cursor = null;
     }
     this.selectionText.textContent = rect ? `selected: ${this.describe(rect)}` : "select clean cells (click, Shift+click/drag, arrows)";
+    this.clean.a11y.setSelection((r, c) => !!rect && r >= rect.r0 && r <= rect.r1 && c >= rect.c0 && c <= rect.c1);
     this.paint();
   }
 
@@ -398,6 +403,11 @@ export class PatcherView {
       this.legendCaption.textContent = "|clean − corrupted| / |corrupted| per cell";
     }
     this.clean.canvas.dataset.overlay = shown ? meta.kind || "sweep" : "diff";
+    this.clean.a11y.relabel((r, c) => {
+      const i = r * this.cols + c;
+      const v = shown ? `${meta.kind === "attribution" ? "estimate" : "sweep"} ${formatValue(this.sweepValues.data[i] ?? NaN)}` : `difference ${formatValue(this.diff.data[i] ?? NaN)}`;
+      return `L${r} · ${this.colName(c)}: ${v}`;
+    });
     this.legend.update(this.scale);
     this.corrupted.setValues(new Float32Array(this.rows * this.cols), makeScale("sequential", 0, 1, dark, background));
     this.paint();
@@ -411,6 +421,7 @@ export class PatcherView {
       cleanOverlays.push(outlineRect({ r0: this.cursor.row, c0: this.cursor.col, r1: this.cursor.row, c1: this.cursor.col }, theme.accent, 1));
     }
     this.clean.canvas.dataset.selection = rectKey(this.selection);
+    this.clean.a11y.setActive(this.cursor);
     this.clean.paint(cleanOverlays);
 
     const overlays: Overlay[] = [];
@@ -436,7 +447,12 @@ export class PatcherView {
   }
 
   private renderChips(): void {
-    this.chips.render(readPatches(this.model));
+    const chips = readPatches(this.model);
+    this.chips.render(chips);
+    this.corrupted.a11y.relabel((r, c) => {
+      const covering = chips.filter((chip) => chip.act === this.act && chip.enabled && chipCells(chip, this.dims).some(([a, b]) => a === r && b === c));
+      return `L${r} · ${this.colName(c)}: ${covering.length ? `patched (${covering.map((chip) => chip.label).join("; ")})` : "not patched"}`;
+    });
     this.paint();
   }
 

@@ -9,6 +9,11 @@ import { formatValue } from "../shared/format";
 import { isOpenable } from "./order";
 import type { BarsData } from "./state";
 
+/** Narrowest drawn bar: tiny contributions stay visible (their value is printed beside them). */
+export const MIN_BAR_PX = 2;
+/** Palest bar colour, as a fraction of the scale's bound. */
+const MIN_SHADE = 0.3;
+
 export class BarChart {
   readonly node: HTMLDivElement;
 
@@ -29,10 +34,14 @@ export class BarChart {
         const value = bars.values[i] ?? NaN;
         const open = isOpenable(kind);
         const frac = Number.isFinite(value) ? Math.min(1, Math.abs(value) / bound) : 0;
+        // Grows away from the zero line; a non-zero value never draws narrower than MIN_BAR_PX.
         const fill = el("span", { className: "lw-res-bar-fill" });
         fill.style.width = `${(frac * 50).toFixed(3)}%`;
-        fill.style.left = value < 0 ? `${(50 - frac * 50).toFixed(3)}%` : "50%";
-        fill.style.backgroundColor = scale.color(value);
+        if (value < 0) fill.style.right = "50%";
+        else fill.style.left = "50%";
+        if (Number.isFinite(value) && value !== 0) fill.style.minWidth = `${MIN_BAR_PX}px`;
+        // Colour by sign and size, but never as pale as the background near zero.
+        fill.style.backgroundColor = scale.color(Math.sign(value) * Math.max(Math.abs(value), MIN_SHADE * bound));
         return el("div", {
           testid: "lw-res-bar",
           className: "lw-res-bar",

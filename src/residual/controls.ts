@@ -49,7 +49,11 @@ export class Controls {
     this.sort = el("select", {
       testid: "lw-res-sort",
       attrs: { "aria-label": "Sort bars" },
-      children: [el("option", { text: "by layer", attrs: { value: "layer" } }), el("option", { text: "by value", attrs: { value: "value" } })],
+      children: [
+        el("option", { text: "by |value|", attrs: { value: "abs" } }),
+        el("option", { text: "by value", attrs: { value: "value" } }),
+        el("option", { text: "by layer", attrs: { value: "layer" } }),
+      ],
     });
     this.allHeads = el("input", { testid: "lw-res-all-heads", attrs: { type: "checkbox" } });
     this.node = el("div", {
@@ -98,14 +102,19 @@ export class Controls {
       metric === "logit_diff" ? `logit diff: ${shown(answer)} − ${shown(incorrect)}` : `logit of ${shown(answer)}`;
   }
 
+  /** Mean over the prompts or one of them; with a single prompt there is nothing to choose. */
   setPromptOptions(prompts: readonly string[], n: number, selected: number | null): void {
-    const values = [MEAN, ...Array.from({ length: n }, (_, i) => String(i))];
+    const single = n <= 1;
+    const values = single ? [MEAN] : [MEAN, ...Array.from({ length: n }, (_, i) => String(i))];
     const current = [...this.promptSelect.options].map((o) => `${o.value}:${o.textContent}`).join("|");
-    const texts = [`mean of ${n} prompt${n === 1 ? "" : "s"}`, ...values.slice(1).map((v, i) => `prompt ${v}: ${short(prompts[i] ?? "")}`)];
+    const texts = single
+      ? [`the prompt: ${short(prompts[0] ?? "")}`]
+      : [`mean of ${n} prompts`, ...values.slice(1).map((v, i) => `prompt ${v}: ${short(prompts[i] ?? "")}`)];
+    this.promptSelect.disabled = single;
     if (current !== values.map((v, i) => `${v}:${texts[i]}`).join("|")) {
       this.promptSelect.replaceChildren(...values.map((v, i) => el("option", { text: texts[i]!, attrs: { value: v } })));
     }
-    this.promptSelect.value = selected === null ? MEAN : String(selected);
+    this.promptSelect.value = selected === null || single ? MEAN : String(selected);
   }
 }
 

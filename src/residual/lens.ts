@@ -8,6 +8,7 @@ import type { ColorScale } from "../shared/colors";
 import { textOn } from "../shared/colors";
 import { el } from "../shared/dom";
 import { formatValue } from "../shared/format";
+import { GridA11y } from "../shared/a11y";
 import { GridCanvas, outlineCell, type Cell, type Overlay } from "../shared/grid";
 import { visibleToken } from "../shared/tokens";
 import type { LensData, LensGridData } from "./state";
@@ -26,24 +27,43 @@ export class LensView {
   hover: Cell | null = null;
   private scale: ColorScale | null = null;
 
+  /**
+   * The grid scrolls inside its own box (both ways, scrollbars shown), with the position
+   * labels stuck to the left and the layer labels stuck to the top; it opens scrolled to
+   * the end, where the late layers and `final_post` are.
+   */
+  readonly scroller: HTMLDivElement;
+  readonly a11y: GridA11y;
+  private scrollPending = true;
+
   constructor(private readonly colors: () => { fg: string; font: string }) {
     this.table = el("table", { testid: "lw-res-lens-table", className: "lw-res-lens-table" });
     const canvas = el("canvas", { testid: "lw-res-lens-canvas", className: "lw-canvas" });
     this.grid = new GridCanvas(canvas);
-    this.rowLabels = el("div", { className: "lw-dest-labels" });
-    this.colLabels = el("div", { className: "lw-col-labels" });
+    this.a11y = new GridA11y(canvas, "Logit lens: top prediction per position (rows) and layer (columns); arrow keys move");
+    this.rowLabels = el("div", { className: "lw-dest-labels lw-res-lens-rows" });
+    this.colLabels = el("div", { className: "lw-col-labels lw-res-lens-cols" });
     this.caption = el("div", { testid: "lw-res-lens-caption", className: "lw-res-caption" });
+    this.scroller = el("div", {
+      testid: "lw-res-lens-scroll",
+      className: "lw-res-lens-scroll",
+      children: [el("div", { className: "lw-grid lw-res-lens-grid", children: [el("div", { className: "lw-res-lens-corner" }), this.colLabels, this.rowLabels, canvas] })],
+    });
     this.node = el("div", {
       testid: "lw-res-lens",
       className: "lw-res-lens",
       children: [
         el("div", { className: "lw-res-scroll lw-res-lens-curve", children: [this.table] }),
-        el("div", {
-          className: "lw-res-lens-gridbox",
-          children: [this.caption, el("div", { className: "lw-res-scroll", children: [el("div", { className: "lw-grid", children: [el("div"), this.colLabels, this.rowLabels, canvas] })] })],
-        }),
+        el("div", { className: "lw-res-lens-gridbox", children: [this.caption, this.scroller] }),
       ],
     });
+  }
+
+  /** Scroll to the last layers once the grid is on screen (after new data or opening the tab). */
+  revealLatest(): void {
+    if (!this.scrollPending || this.node.hidden || !this.scroller.scrollWidth) return;
+    this.scrollPending = false;
+    this.scroller.scrollLeft = this.scroller.scrollWidth;
   }
 
   renderCurve(lens: LensData | null, answerText: string): void {
@@ -83,6 +103,7 @@ export class LensView {
   }
 
   renderGrid(grid: LensGridData | null, scale: ColorScale): void {
+    if (grid) this.scrollPending = true;
     this.data = grid;
     this.scale = scale;
     const n = grid?.ids.shape[0] ?? 0;
@@ -90,6 +111,10 @@ export class LensView {
     this.caption.textContent = grid ? `Top prediction at each position (rows) after each layer (columns), prompt ${grid.prompt}` : "";
     this.grid.setGeometry({ rows: n, cols: layers, cellW: LENS_CELL_W, cellH: LENS_CELL_H });
     this.grid.setValues(grid ? this.topProbs(grid) : new Float32Array(0), scale);
+    this.a11y.setCells(n, layers, (r, c) => {
+      const best = this.top({ row: r, col: c })[0];
+      return best ? `${grid!.labels[c] ?? c}, ${visibleToken(grid!.tokens[r] ?? "")}[${r}]: ${JSON.stringify(best.token)} ${formatValue(best.prob)}` : "";
+    });
     this.rowLabels.replaceChildren(
       ...(grid?.tokens ?? []).slice(0, n).map((tok, i) =>
         el("div", { testid: "lw-res-lens-pos", className: "lw-dest-label", text: visibleToken(tok), attrs: { "data-index": String(i), title: `${i}: ${JSON.stringify(tok)}`, style: `height:${LENS_CELL_H}px;line-height:${LENS_CELL_H}px` } }),
@@ -119,6 +144,7 @@ export class LensView {
     const overlays: Overlay[] = [this.textOverlay()];
     if (this.hover) overlays.push(outlineCell(this.hover, this.colors().fg, 1));
     this.grid.canvas.dataset.hover = this.hover ? `${this.hover.row},${this.hover.col}` : "";
+    this.a11y.setActive(this.hover);
     this.grid.paint(overlays);
   }
 

@@ -5,6 +5,7 @@
  * (`sort`, `all_heads`, `prompt_index`, `view`); the kernel answers with the new vectors.
  * DOM contract: docs/residual.md.
  */
+import { moveCursor } from "../shared/a11y";
 import { divergingScale, patternScale, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { exportPng, exportSvg } from "../shared/download";
@@ -22,7 +23,7 @@ import { Breadcrumbs } from "./crumbs";
 import { DetailView } from "./detail";
 import { HeadGrid } from "./headGrid";
 import { LensView } from "./lens";
-import { barOrder, type Sort } from "./order";
+import { barOrder, readSort, type Sort } from "./order";
 import { readBars, readCheck, readDetail, readHeadGrid, readLens, readLensGrid, readPath, type BarsData } from "./state";
 import { injectResidualStyles } from "./styles";
 
@@ -54,7 +55,7 @@ export class ResidualView {
     this.frame = new Frame(model, host, "residual");
     injectResidualStyles();
     const t = () => this.frame.theme;
-    this.heads = new HeadGrid(() => ({ fg: t().foreground, muted: t().muted }));
+    this.heads = new HeadGrid(() => ({ fg: t().foreground, muted: t().muted, accent: t().accent }));
     this.detail = new DetailView(() => ({ accent: t().accent, fg: t().foreground, dim: t().dark ? "rgba(0, 0, 0, 0.55)" : "rgba(255, 255, 255, 0.6)" }));
     this.lens = new LensView(() => ({ fg: t().foreground, font: t().monoFont }));
     this.check = el("div", { testid: "lw-res-check", className: "lw-res-check" });
@@ -74,7 +75,7 @@ export class ResidualView {
   }
 
   get sort(): Sort {
-    return getString(this.model, "sort") === "value" ? "value" : "layer";
+    return readSort(this.model.get("sort"));
   }
 
   /** Run a decode; a malformed payload is reported in the banner instead of throwing. */
@@ -91,15 +92,14 @@ export class ResidualView {
   private wire(): void {
     const d = this.frame.disposer;
     const m = this.model;
-    for (const key of ["bars", "check", "path", "sort"]) d.onModel(m, `change:${key}`, () => this.renderBars());
-    for (const key of ["head_grid", "all_heads"]) d.onModel(m, `change:${key}`, () => this.renderHeads());
-    d.onModel(m, "change:path", () => this.renderHeads());
-    d.onModel(m, "change:detail", () => this.renderDetail());
-    for (const key of ["lens", "lens_grid"]) d.onModel(m, `change:${key}`, () => this.renderLens());
-    d.onModel(m, "change:view", () => this.renderView());
-    for (const key of ["prompts", "answer", "incorrect", "metric", "n_prompts", "prompt_index", "editable"]) {
-      d.onModel(m, `change:${key}`, () => this.renderControls());
-    }
+    // One repaint per kernel update, of the panels whose traits changed (Frame.watch).
+    const f = this.frame;
+    f.watch(["prompts", "answer", "incorrect", "metric", "n_prompts", "prompt_index", "editable", "sort", "all_heads", "view"], () => this.renderControls());
+    f.watch(["bars", "check", "path", "sort"], () => this.renderBars());
+    f.watch(["head_grid", "all_heads", "path"], () => this.renderHeads());
+    f.watch(["detail", "n_prompts"], () => this.renderDetail());
+    f.watch(["lens", "lens_grid", "answer"], () => this.renderLens());
+    f.watch(["view"], () => this.renderView());
     this.frame.watchTheme(() => this.renderAll());
 
     // bars: click opens, hover explains
@@ -127,10 +127,30 @@ export class ResidualView {
     d.listen(hc, "click", (ev) => {
       const cell = this.heads.grid.cellAt(ev);
       if (!cell) return;
-      const label = `L${cell.row}H${cell.col}`;
-      if (this.path[this.path.length - 1] === label) this.send({ type: "back", depth: 1 });
-      else this.send({ type: "select", component: label });
+      this.heads.cursor = cell;
+      this.openHead(cell);
     });
+    d.listen(hc, "keydown", (ev) => {
+      if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+      const h = this.heads;
+      if ((ev.key === "Enter" || ev.key === " ") && h.cursor) {
+        ev.preventDefault();
+        return this.openHead(h.cursor);
+      }
+      if (ev.key === "Escape" && this.path.length > 1) return this.send({ type: "back", depth: 1 });
+      const next = moveCursor(ev.key, h.cursor, h.rows, h.cols);
+      if (!next) return;
+      ev.preventDefault();
+      h.cursor = next;
+      const g = h.grid.geometry;
+      this.frame.tooltip.showAtCell(hc, next.row, next.col, g.cellW, g.cellH, [`L${next.row}H${next.col}`, formatValue(h.value(next)), HINTS.head!]);
+      h.paint();
+    });
+    d.listen(hc, "focus", () => {
+      if (!this.heads.cursor && this.heads.rows) this.heads.cursor = this.heads.selected ?? { row: 0, col: 0 };
+      this.heads.paint();
+    });
+    d.listen(hc, "blur", () => this.heads.paint());
     d.listen(hc, "mousemove", (ev) => {
       const cell = this.heads.grid.cellAt(ev);
       this.setHeadHover(cell);
@@ -145,6 +165,19 @@ export class ResidualView {
     // logit-lens grid
     const lc = this.lens.grid.canvas;
     d.listen(lc, "mousemove", (ev) => this.onLensHover(ev));
+    d.listen(lc, "keydown", (ev) => {
+      const g = this.lens.grid.geometry;
+      const next = ev.ctrlKey || ev.metaKey || ev.altKey ? null : moveCursor(ev.key, this.lens.hover, g.rows, g.cols);
+      if (ev.key === "Escape") {
+        this.lens.hover = null;
+        this.lens.paint();
+        return this.frame.tooltip.hide();
+      }
+      if (!next) return;
+      ev.preventDefault();
+      this.showLensCell(next, null);
+    });
+    d.listen(lc, "blur", () => this.frame.tooltip.hide());
     d.listen(lc, "mouseleave", () => {
       this.lens.hover = null;
       this.lens.paint();
@@ -162,10 +195,7 @@ export class ResidualView {
       const v = c.promptSelect.value;
       this.setTrait("prompt_index", v === MEAN ? null : Number(v));
     });
-    d.listen(c.sort, "change", () => {
-      this.setTrait("sort", c.sort.value === "value" ? "value" : "layer");
-      this.renderBars();
-    });
+    d.listen(c.sort, "change", () => this.setTrait("sort", readSort(c.sort.value)));
     d.listen(c.allHeads, "change", () => this.setTrait("all_heads", c.allHeads.checked));
     d.listen(c.apply, "click", () => this.applyTokens());
     for (const input of [c.answer, c.incorrect]) {
@@ -180,16 +210,13 @@ export class ResidualView {
   }
 
   // -- actions ----------------------------------------------------------------------------
-  /** Send a custom message; busy until the kernel's next revision. */
+  /** Send a custom message; busy until the kernel's matching reply. */
   send(message: Record<string, unknown>): void {
-    this.frame.setBusy(true);
-    this.model.send(message);
+    this.frame.send(message);
   }
 
   private setTrait(key: string, value: unknown): void {
-    this.frame.setBusy(true);
-    this.model.set(key, value);
-    this.model.save_changes();
+    this.frame.update({ [key]: value });
   }
 
   /** Click on a bar: open it, or go back one level when it is the open one. */
@@ -211,18 +238,35 @@ export class ResidualView {
     this.heads.paint();
   }
 
+  /** Click or Enter on a head cell: open it, or go back when it is the open one. */
+  private openHead(cell: Cell): void {
+    const label = `L${cell.row}H${cell.col}`;
+    if (this.path[this.path.length - 1] === label) this.send({ type: "back", depth: 1 });
+    else this.send({ type: "select", component: label });
+  }
+
   private onLensHover(ev: MouseEvent): void {
     const cell = this.lens.grid.cellAt(ev);
-    const g = this.lens.data;
-    if (!cell || !g) {
+    if (!cell || !this.lens.data) {
       this.lens.hover = null;
       this.lens.paint();
       return this.frame.tooltip.hide();
     }
+    this.showLensCell(cell, ev);
+  }
+
+  /** Outline a lens cell and list its top tokens (at the pointer, or beside the cell for the keyboard). */
+  private showLensCell(cell: Cell, ev: MouseEvent | null): void {
+    const g = this.lens.data;
+    if (!g) return;
     const tok = g.tokens[cell.row] ?? "";
     const lines = [`${g.labels[cell.col] ?? cell.col} · ${visibleToken(tok)}[${cell.row}]`];
     for (const { token, prob } of this.lens.top(cell)) lines.push(`${JSON.stringify(token)}  ${formatValue(prob)}`);
-    this.frame.tooltip.show(lines, ev.clientX, ev.clientY);
+    if (ev) this.frame.tooltip.show(lines, ev.clientX, ev.clientY);
+    else {
+      const geo = this.lens.grid.geometry;
+      this.frame.tooltip.showAtCell(this.lens.grid.canvas, cell.row, cell.col, geo.cellW, geo.cellH, lines);
+    }
     if (this.lens.hover?.row !== cell.row || this.lens.hover?.col !== cell.col) {
       this.lens.hover = cell;
       this.lens.paint();
@@ -302,6 +346,7 @@ export class ResidualView {
     const grid = this.safely("lens_grid", () => readLensGrid(this.model), null);
     const { dark, background } = this.frame.theme;
     this.lens.renderGrid(grid, patternScale(dark, background));
+    if (!this.lens.node.hidden) this.revealLens();
   }
 
   private renderView(): void {
@@ -312,6 +357,13 @@ export class ResidualView {
     this.crumbs.node.hidden = lens;
     this.frame.root.dataset.view = lens ? "lens" : "attribution";
     this.controls.setView(lens ? "lens" : "attribution");
+    if (lens) this.revealLens();
+  }
+
+  /** Once laid out, scroll the lens grid to its last layers. */
+  private revealLens(): void {
+    this.lens.revealLatest();
+    if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => this.lens.revealLatest());
   }
 
   // -- export -----------------------------------------------------------------------------

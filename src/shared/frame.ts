@@ -1,10 +1,12 @@
 /**
- * The chrome every widget shares: root (`lw-root`, theme and busy flags), title, error
- * banner bound to the `error` trait, export buttons and the tooltip. Views put their
- * content in `frame.body`.
+ * The chrome every widget shares: root (`lw-root`, theme, busy and link flags), title,
+ * error banner bound to the `error` trait, the kernel-link status line, export buttons and
+ * the tooltip. Views put their content in `frame.body` and talk to the kernel through
+ * `frame.update(...)` / `frame.send(...)` (request ids, busy state, timeouts: requests.ts).
  */
 import { el } from "./dom";
 import { Disposer } from "./events";
+import { commLive, DEFAULT_TIMEOUT_MS, Requests, type Link } from "./requests";
 import { injectStyles } from "./styles";
 import { onThemeChange, readTheme, type Theme } from "./theme";
 import { Tooltip } from "./tooltip";
@@ -20,7 +22,12 @@ export class Frame {
   private readonly title: HTMLDivElement;
   private readonly banner: HTMLDivElement;
   private readonly bannerText: HTMLSpanElement;
-  private busyAt: number | null = null;
+  private readonly status: HTMLDivElement;
+  private readonly statusText: HTMLSpanElement;
+  readonly requests: Requests;
+  private readonly panels: Array<{ fn: () => void; dirty: boolean }> = [];
+  private flushQueued = false;
+  private disposed = false;
 
   constructor(private readonly model: WidgetModel, host: HTMLElement, widget: string) {
     injectStyles();
@@ -30,28 +37,87 @@ export class Frame {
     this.banner = el("div", { testid: "lw-error", className: "lw-error", attrs: { role: "alert" }, children: [this.bannerText, dismiss] });
     this.toolbar = el("div", { className: "lw-toolbar" });
     this.body = el("div", { className: "lw-body" });
+    this.statusText = el("span", { testid: "lw-status-text" });
+    this.status = el("div", { testid: "lw-status", className: "lw-status", attrs: { role: "status" }, children: [this.statusText] });
+    this.status.hidden = true;
     this.root = el("div", {
       testid: "lw-root",
       className: "lw-root",
-      attrs: { "data-widget": widget, "data-busy": "false" },
-      children: [el("div", { className: "lw-header", children: [this.title, this.toolbar] }), this.banner, this.body],
+      attrs: { "data-widget": widget, "data-busy": "false", "data-link": "live" },
+      children: [el("div", { className: "lw-header", children: [this.title, this.toolbar] }), this.status, this.banner, this.body],
     });
     host.append(this.root);
     this.tooltip = new Tooltip(this.root);
     this.theme = readTheme(this.root);
     this.root.dataset.theme = this.theme.dark ? "dark" : "light";
 
+    this.requests = new Requests(model, {
+      onChange: () => this.renderLink(),
+      timeoutMs: () => {
+        const ms = model.get("reply_timeout_ms");
+        return typeof ms === "number" && ms > 0 ? ms : DEFAULT_TIMEOUT_MS;
+      },
+    });
+    this.disposer.add(() => {
+      this.disposed = true;
+      this.requests.dispose();
+    });
     this.disposer.listen(dismiss, "click", () => {
       this.showError("");
-      model.send({ type: "clear_error" });
+      this.send({ type: "clear_error" });
     });
     this.disposer.onModel(model, "change:error", () => this.showError(this.str("error")));
     this.disposer.onModel(model, "change:title", () => (this.title.textContent = this.str("title")));
-    this.disposer.onModel(model, "change:revision", () => this.setBusy(false));
+    this.disposer.onModel(model, "change:reply", () => this.requests.onReply(model.get("reply")));
+    // ipywidgets fires this when the kernel restarts (the comm is gone for good).
+    this.disposer.onModel(model, "comm_live_update", () => {
+      void commLive(model).then((live) => {
+        if (live !== true) this.requests.disconnect();
+      });
+    });
+    void commLive(model).then((live) => {
+      if (live === false && this.requests.link === "live") this.requests.markSaved();
+    });
     this.showError(this.str("error"));
     this.title.textContent = this.str("title");
     this.disposer.listen(this.root, "mouseleave", () => this.tooltip.hide());
     this.disposer.add(() => this.root.remove());
+  }
+
+  /**
+   * Re-render a panel when any of `keys` changes, once per kernel update: Backbone fires
+   * `change:<key>` for every trait of an update and then one `change`, where dirty panels
+   * repaint (in the order they were watched). Panels whose traits did not change are not
+   * touched.
+   */
+  watch(keys: string[], fn: () => void): void {
+    const panel = { fn, dirty: false };
+    this.panels.push(panel);
+    for (const key of keys) {
+      this.disposer.onModel(this.model, `change:${key}`, () => {
+        panel.dirty = true;
+        this.queueFlush();
+      });
+    }
+    if (this.panels.length === 1) this.disposer.onModel(this.model, "change", () => this.flush());
+  }
+
+  /** Run the dirty panels now. */
+  flush(): void {
+    this.flushQueued = false;
+    for (const panel of this.panels) {
+      if (!panel.dirty) continue;
+      panel.dirty = false;
+      panel.fn();
+    }
+  }
+
+  private queueFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      if (this.flushQueued && !this.disposed) this.flush();
+    });
   }
 
   /** A string trait ('' when missing or not a string). */
@@ -65,14 +131,70 @@ export class Frame {
     this.banner.hidden = !message;
   }
 
-  /** Mark the widget busy until the kernel's next `revision` (or `false`). */
-  setBusy(busy: boolean): void {
-    this.busyAt = busy ? Date.now() : null;
-    this.root.dataset.busy = busy ? "true" : "false";
+  // -- talking to the kernel -------------------------------------------------------------
+  /** Set browser-writable traits and sync them (one message, with a request id). False when not connected. */
+  update(traits: Record<string, unknown>): boolean {
+    if (this.requests.update(traits) !== null) return true;
+    this.refuse();
+    return false;
+  }
+
+  /** Send a custom message (with a request id). False when not connected. */
+  send(message: Record<string, unknown>): boolean {
+    if (this.requests.send(message) !== null) return true;
+    this.refuse();
+    return false;
+  }
+
+  /** Busy before anything is sent (a pending debounced edit); `release()` undoes it. */
+  hold(): void {
+    this.requests.hold();
+  }
+
+  release(): void {
+    this.requests.release();
   }
 
   get busy(): boolean {
-    return this.busyAt !== null;
+    return this.requests.busy;
+  }
+
+  /** Whether the kernel side can be reached (false for a saved view or after a restart). */
+  get connected(): boolean {
+    return this.requests.connected;
+  }
+
+  get link(): Link {
+    return this.requests.link;
+  }
+
+  /** An interaction that needs the kernel happened without one: say how to reconnect. */
+  private refuse(): void {
+    this.root.dataset.refused = "true";
+    this.renderLink();
+  }
+
+  private renderLink(): void {
+    const link = this.requests.link;
+    this.root.dataset.busy = String(this.requests.busy);
+    this.root.dataset.link = link;
+    const refused = this.root.dataset.refused === "true";
+    const text: Record<Link, string> = {
+      live: "",
+      saved: refused
+        ? "Saved view: not connected to a kernel. Re-run the cell to interact."
+        : "Saved view (read-only): re-run the cell to reconnect to the kernel.",
+      disconnected: refused
+        ? "The kernel restarted: this view is read-only. Re-run the cell to interact."
+        : "Kernel restarted or disconnected (read-only): re-run the cell to reconnect.",
+      unresponsive: "kernel not responding — re-run the cell",
+    };
+    this.statusText.textContent = text[link];
+    this.status.hidden = link === "live";
+    this.status.dataset.link = link;
+    if (link === "saved" || link === "disconnected") {
+      for (const input of this.body.querySelectorAll("textarea, input[type=text]")) (input as HTMLInputElement).readOnly = true;
+    }
   }
 
   /** Add a toolbar button. */

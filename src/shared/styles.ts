@@ -12,7 +12,11 @@ const CSS = `
 .lw-error { display: flex; justify-content: space-between; gap: 8px; margin: 4px 0; padding: 4px 8px; border-radius: 3px;
   color: var(--jp-error-color0, #b71c1c); background: var(--jp-error-color3, #ffebee); border: 1px solid var(--jp-error-color1, #d32f2f); white-space: pre-wrap; }
 .lw-root[data-theme="dark"] .lw-error { color: var(--jp-error-color3, #ffcdd2); background: var(--jp-error-color0, #4a1212); }
-.lw-error[hidden], .lw-tooltip[hidden] { display: none; }
+.lw-root [hidden] { display: none !important; }
+.lw-status { margin: 4px 0; padding: 3px 8px; border-radius: 3px; border: 1px solid var(--jp-border-color1, #bdbdbd);
+  background: var(--jp-layout-color2, #eee); color: var(--jp-ui-font-color1, #212121); }
+.lw-status[data-link="unresponsive"] { border-color: var(--jp-warn-color1, #f57c00); color: var(--jp-warn-color0, #e65100); }
+.lw-root[data-link="saved"] .lw-body, .lw-root[data-link="disconnected"] .lw-body { opacity: 0.9; }
 .lw-tooltip { position: absolute; z-index: 10; pointer-events: none; padding: 3px 6px; border-radius: 3px; white-space: pre;
   font-family: var(--jp-code-font-family, monospace); background: var(--jp-layout-color1, #fff); color: var(--jp-ui-font-color0, #000);
   border: 1px solid var(--jp-border-color1, #bdbdbd); box-shadow: 0 1px 4px rgba(0,0,0,.25); }
@@ -23,7 +27,11 @@ const CSS = `
 .lw-grid { display: grid; grid-template-columns: auto auto; grid-template-rows: auto auto; }
 .lw-col-labels, .lw-src-labels { display: flex; grid-column: 2; align-items: flex-end; overflow: hidden; }
 .lw-row-labels, .lw-dest-labels { display: flex; flex-direction: column; grid-column: 1; grid-row: 2; overflow: hidden; align-items: flex-end; }
-.lw-canvas { grid-column: 2; grid-row: 2; cursor: crosshair; display: block; image-rendering: pixelated; outline: none; }
+.lw-canvas { grid-column: 2; grid-row: 2; cursor: crosshair; display: block; image-rendering: pixelated; }
+.lw-canvas:focus { outline: none; }
+.lw-canvas:focus-visible { outline: 2px solid var(--jp-brand-color1, #1976d2); outline-offset: 2px; }
+.lw-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0, 0, 0, 0);
+  white-space: nowrap; border: 0; }
 .lw-col-label, .lw-src-label { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; max-height: 90px; text-align: left; line-height: 1; }
 .lw-row-label, .lw-dest-label { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 110px; padding-right: 4px; }

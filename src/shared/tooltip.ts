@@ -19,6 +19,12 @@ export class Tooltip {
     this.node.style.top = `${clientY - box.top + 12}px`;
   }
 
+  /** Show `lines` beside cell (row, col) of a grid canvas (keyboard navigation has no pointer). */
+  showAtCell(canvas: HTMLCanvasElement, row: number, col: number, cellW: number, cellH: number, lines: string[]): void {
+    const box = canvas.getBoundingClientRect();
+    this.show(lines, box.left + (col + 0.5) * cellW, box.top + (row + 0.5) * cellH);
+  }
+
   hide(): void {
     this.node.hidden = true;
   }

@@ -7,7 +7,7 @@ export interface WidgetModel {
   on(event: string, callback: Callback): void;
   off(event?: string | null, callback?: Callback | null): void;
   send(content: unknown, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
-  save_changes(): void;
+  save_changes(callbacks?: unknown): void;
 }
 
 export interface RenderProps {

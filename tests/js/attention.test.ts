@@ -111,7 +111,7 @@ describe("attention inspector", () => {
     expect(byTestId(host, "lw-root").dataset.busy).toBe("true"); // waiting for layer 1's pattern
     // until it arrives, the canvas shows layer 1 from its thumbnail
     expect(canvas.dataset.layer).toBe("1");
-    model.kernelUpdate({ pattern: layerPattern(1, 2, 4), revision: 1 });
+    model.answer({ pattern: layerPattern(1, 2, 4) });
     expect(byTestId(host, "lw-root").dataset.busy).toBe("false");
     expect(canvas.dataset.mode).toBe("locked");
     thumb(host, 1, 1).click();
@@ -143,7 +143,7 @@ describe("attention inspector", () => {
     expect(root.dataset.busy).toBe("true");
     vi.advanceTimersByTime(300);
     expect(model.saves).toEqual([{ prompt: "Hi there" }]);
-    model.kernelUpdate({ tokens: ["<bos>", "Hi", " there"], thumbs: thumbs(3, 2, 3), pattern: layerPattern(0, 2, 3), revision: 1 });
+    model.answer({ tokens: ["<bos>", "Hi", " there"], thumbs: thumbs(3, 2, 3), pattern: layerPattern(0, 2, 3) });
     expect(root.dataset.busy).toBe("false");
     expect(allByTestId(host, "lw-token").map((t) => t.textContent)).toEqual(["<bos>", "Hi", "·there"]);
     expect(byTestId(host, "lw-attn-canvas").dataset.rows).toBe("3");
@@ -192,7 +192,7 @@ describe("attention inspector", () => {
     thumb(host, 1, 0).click();
     expect(canvas.dataset.layer).toBe("1");
     expect(canvas.dataset.resolution).toBe("thumbnail"); // layer 1's full pattern not here yet
-    model.kernelUpdate({ pattern: layerPattern(1, 2, n), revision: 1 });
+    model.answer({ pattern: layerPattern(1, 2, n) });
     expect(canvas.dataset.resolution).toBe("full");
     expect(canvas.dataset.mode).toBe("locked");
   });

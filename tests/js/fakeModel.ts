@@ -3,14 +3,18 @@ import type { Callback, WidgetModel } from "../../src/shared/types";
 
 export class FakeModel implements WidgetModel {
   state: Record<string, unknown>;
+  /** Custom messages, without their `request_id`. */
   sent: unknown[] = [];
+  /** State updates, without their `_request`. */
   saves: Array<Record<string, unknown>> = [];
   sets: Array<[string, unknown]> = [];
+  /** Request ids in the order sent, with the ipywidgets callbacks passed along. */
+  requests: Array<{ id: string; callbacks: unknown }> = [];
   private listeners = new Map<string, Set<Callback>>();
   private dirty: Record<string, unknown> = {};
 
   constructor(state: Record<string, unknown>) {
-    this.state = { error: "", title: "", revision: 0, ...state };
+    this.state = { error: "", title: "", revision: 0, reply: {}, ...state };
   }
 
   get(key: string): unknown {
@@ -23,7 +27,10 @@ export class FakeModel implements WidgetModel {
     this.dirty[key] = value;
     const changed = JSON.stringify(this.state[key]) !== JSON.stringify(value);
     this.state[key] = value;
-    if (changed) this.emit(`change:${key}`);
+    if (changed) {
+      this.emit(`change:${key}`);
+      this.emit("change");
+    }
   }
 
   on(event: string, cb: Callback): void {
@@ -37,19 +44,44 @@ export class FakeModel implements WidgetModel {
     else this.listeners.get(event)?.delete(cb);
   }
 
-  send(content: unknown): void {
-    this.sent.push(content);
+  send(content: unknown, callbacks?: unknown): void {
+    const { request_id, ...rest } = content as Record<string, unknown>;
+    if (typeof request_id === "string") this.requests.push({ id: request_id, callbacks });
+    this.sent.push(rest);
   }
 
-  save_changes(): void {
-    this.saves.push({ ...this.dirty });
+  save_changes(callbacks?: unknown): void {
+    const { _request, ...rest } = this.dirty;
+    if (typeof _request === "string") this.requests.push({ id: _request, callbacks });
+    this.saves.push(rest);
     this.dirty = {};
   }
 
-  /** Kernel-side update: set every key, then fire their change events (as Backbone does). */
+  /** The id of the latest request (or the `back`-th before it). */
+  lastRequest(back = 0): string {
+    const r = this.requests[this.requests.length - 1 - back];
+    if (!r) throw new Error("no request was sent");
+    return r.id;
+  }
+
+  /** The kernel answers request `id` (default: the latest) with `update`. */
+  answer(update: Record<string, unknown> = {}, id = this.lastRequest(), ok = true): void {
+    const revision = ((this.state.revision as number) ?? 0) + 1;
+    this.kernelUpdate({ ...update, revision, reply: { id, ok } });
+  }
+
+  /** The kernel starts on request `id` (ipywidgets' iopub status "busy" callback). */
+  ack(id = this.lastRequest()): void {
+    const r = this.requests.find((x) => x.id === id);
+    const status = (r?.callbacks as { iopub?: { status?: (m: unknown) => void } } | undefined)?.iopub?.status;
+    status?.({ content: { execution_state: "busy" } });
+  }
+
+  /** Kernel-side update: set every key, then fire their change events and one `change` (as Backbone does). */
   kernelUpdate(update: Record<string, unknown>): void {
     Object.assign(this.state, update);
     for (const key of Object.keys(update)) this.emit(`change:${key}`);
+    this.emit("change");
   }
 
   listenerCount(): number {
@@ -58,7 +90,7 @@ export class FakeModel implements WidgetModel {
     return n;
   }
 
-  private emit(event: string): void {
+  emit(event: string): void {
     for (const cb of [...(this.listeners.get(event) ?? [])]) cb(this);
   }
 }

@@ -73,6 +73,60 @@ describe("head heatmap", () => {
     expect(model.saves).toHaveLength(3);
   });
 
+  test("keyboard: arrows move a cursor (tooltip + legend marker), Enter selects, Escape clears", () => {
+    const { model, host, canvas } = setup();
+    const key = (k: string) => canvas.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true }));
+    canvas.focus();
+    expect(canvas.dataset.cursor).toBe("0,0");
+    key("ArrowDown");
+    key("ArrowRight");
+    key("ArrowRight"); // clamped at the last column
+    expect(canvas.dataset.cursor).toBe("1,1");
+    const tip = byTestId(host, "lw-tooltip");
+    expect(tip.hidden).toBe(false);
+    expect([...tip.children].map((c) => c.textContent)).toEqual(["L1H1", "2.000"]);
+    expect(byTestId(host, "lw-legend-value").textContent).toBe("2.000");
+    key("Enter");
+    expect(model.saves.at(-1)).toEqual({ selected: { layer: 1, head: 1 } });
+    expect(canvas.dataset.selected).toBe("1,1");
+    key("End");
+    key("PageDown");
+    expect(canvas.dataset.cursor).toBe("2,1");
+    key(" ");
+    expect(model.saves.at(-1)).toEqual({ selected: { layer: 2, head: 1 } });
+    key("Escape");
+    expect(model.saves.at(-1)).toEqual({ selected: null });
+    expect(canvas.dataset.selected).toBe("");
+  });
+
+  test("screen readers get a grid: cells as text, the cursor as aria-activedescendant, the selection as aria-selected", () => {
+    const { model, canvas } = setup();
+    expect(canvas.getAttribute("role")).toBe("grid");
+    const cells = allByTestId(canvas, "lw-grid-cell");
+    expect(cells).toHaveLength(6);
+    expect(cells.map((c) => c.textContent)).toEqual(["L0H0: 0.500", "L0H1: -1.250", "L1H0: 0.000", "L1H1: 2.000", "L2H0: n/a", "L2H1: -0.001"]);
+    expect(cells.every((c) => c.getAttribute("role") === "gridcell")).toBe(true);
+    canvas.focus();
+    canvas.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight" }));
+    expect(canvas.getAttribute("aria-activedescendant")).toBe(cells[1]!.id);
+    model.kernelUpdate({ selected: { layer: 2, head: 0 } });
+    expect(cells.filter((c) => c.getAttribute("aria-selected") === "true")).toEqual([cells[4]]);
+  });
+
+  test("the legend names the values and marks the hovered one", () => {
+    const { host, canvas, model } = setup();
+    expect(byTestId(host, "lw-legend-title").textContent).toBe("value");
+    model.kernelUpdate({ value_label: "logit diff" });
+    expect(byTestId(host, "lw-legend-title").textContent).toBe("logit diff");
+    mouse("mousemove", canvas, ...centre(canvas, 0, 1));
+    const marker = byTestId(host, "lw-legend-value").parentElement!;
+    expect(marker.hidden).toBe(false);
+    expect(marker.style.top).toBe("81.25%"); // -1.25 on [-2, 2]
+    expect(byTestId(host, "lw-legend-value").textContent).toBe("-1.250");
+    mouse("mouseleave", canvas);
+    expect(marker.hidden).toBe(true);
+  });
+
   test("kernel-side selection and values updates re-render", () => {
     const { model, canvas, host } = setup();
     model.kernelUpdate({ selected: { layer: 0, head: 1 } });

@@ -131,7 +131,7 @@ describe("patcher view", () => {
     expect(root.dataset.busy).toBe("true");
     expect(corrupted.dataset.dropPreview).toBe("");
     expect(clean.dataset.selection).toBe("2,4,2,4");
-    model.kernelUpdate({ revision: 1 });
+    model.answer();
     expect(root.dataset.busy).toBe("false");
   });
 

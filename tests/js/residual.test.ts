@@ -129,7 +129,7 @@ describe("residual explorer: bars and drill-down", () => {
     bar(host, "1_attn_out").click();
     expect(model.sent.at(-1)).toEqual({ type: "select", component: "1_attn_out" });
     expect(root.dataset.busy).toBe("true");
-    model.kernelUpdate({ path: ["1_attn_out"], bars: HEADS_L1, check: { ...CHECK, sum: 0.75, target: 0.75, label: "1_attn_out" }, revision: 1 });
+    model.answer({ path: ["1_attn_out"], bars: HEADS_L1, check: { ...CHECK, sum: 0.75, target: 0.75, label: "1_attn_out" } });
     expect(root.dataset.busy).toBe("false");
     expect(barLabels(host)).toEqual(["L1H0", "L1H1", "L1 b_O"]);
     expect(byTestId(host, "lw-res-bars").dataset.level).toBe("heads");
@@ -140,7 +140,7 @@ describe("residual explorer: bars and drill-down", () => {
 
     bar(host, "L1H1").click();
     expect(model.sent.at(-1)).toEqual({ type: "select", component: "L1H1" });
-    model.kernelUpdate({ path: ["1_attn_out", "L1H1"], detail: DETAIL_L1H1, revision: 2 });
+    model.answer({ path: ["1_attn_out", "L1H1"], detail: DETAIL_L1H1 });
     const detail = byTestId(host, "lw-res-detail");
     expect(detail.hidden).toBe(false);
     expect(detail.dataset.label).toBe("L1H1");
@@ -171,7 +171,7 @@ describe("residual explorer: bars and drill-down", () => {
     allByTestId(host, "lw-res-crumb")[0]!.click();
     expect(model.sent.at(-1)).toEqual({ type: "back", depth: 0 });
     expect(model.sent.length).toBe(sent + 1);
-    model.kernelUpdate({ path: [], bars: COMPONENTS, check: CHECK, detail: {}, revision: 3 });
+    model.answer({ path: [], bars: COMPONENTS, check: CHECK, detail: {} });
     expect(barLabels(host)).toEqual(COMPONENTS.labels);
     expect(byTestId(host, "lw-res-detail").hidden).toBe(true);
     expect(crumbs(host)).toEqual(["All components"]);
@@ -204,6 +204,52 @@ describe("residual explorer: bars and drill-down", () => {
     sort.dispatchEvent(new Event("change"));
     expect(barLabels(host)).toEqual(COMPONENTS.labels);
     expect(barOrder([1, 5, 3, 9], ["neuron", "neuron", "neuron", "remainder"], "value")).toEqual([1, 2, 0, 3]);
+    expect(barOrder([1, -5, NaN, 3, 9], ["neuron", "neuron", "neuron", "neuron", "remainder"], "abs")).toEqual([1, 3, 0, 2, 4]);
+  });
+
+  test("by default the biggest contributions come first; tiny bars stay visible", () => {
+    const { host } = setup({ sort: "abs", bars: { ...COMPONENTS, values: f32Payload([0.5, -0.25, 1.5, -2, 0.00001, 0], [6]) } });
+    expect(byTestId<HTMLSelectElement>(host, "lw-res-sort").value).toBe("abs");
+    expect(barLabels(host)).toEqual(["0_mlp_out", "0_attn_out", "embed", "pos_embed", "1_attn_out", "1_mlp_out"]);
+    const fill = (label: string) => bar(host, label).querySelector<HTMLElement>(".lw-res-bar-fill")!;
+    expect(fill("1_attn_out").style.minWidth).toBe("2px"); // 1e-5 of a bound of 2
+    expect(fill("1_mlp_out").style.minWidth).toBe(""); // exactly zero: no bar
+    expect(fill("0_mlp_out").style.right).toBe("50%"); // negative bars grow left from the zero line
+    expect(fill("0_attn_out").style.left).toBe("50%");
+    // the colour of a tiny bar is not the (background-like) midpoint of the scale
+    expect(fill("1_attn_out").style.backgroundColor).not.toBe(fill("1_mlp_out").style.backgroundColor);
+  });
+
+  test("one prompt: no 'mean of 1 prompt', nothing to choose", () => {
+    const { host } = setup({ n_prompts: 1, prompts: ["The cat sat on the"] });
+    const select = byTestId<HTMLSelectElement>(host, "lw-res-prompt-select");
+    expect([...select.options].map((o) => o.textContent)).toEqual(["the prompt: The cat sat on the"]);
+    expect(select.disabled).toBe(true);
+    expect(host.textContent).not.toContain("mean of 1");
+  });
+
+  test("one kernel update repaints each changed panel once, and only those", () => {
+    const { model, host } = setup();
+    const barsNode = byTestId(host, "lw-res-bars");
+    const table = byTestId(host, "lw-res-lens-table");
+    let barRenders = 0;
+    const observer = { n: 0 };
+    const orig = barsNode.replaceChildren.bind(barsNode);
+    barsNode.replaceChildren = (...nodes: (string | Node)[]) => {
+      barRenders++;
+      orig(...nodes);
+    };
+    const tableOrig = table.replaceChildren.bind(table);
+    table.replaceChildren = (...nodes: (string | Node)[]) => {
+      observer.n++;
+      tableOrig(...nodes);
+    };
+    byTestId(host, "lw-res-bar").click(); // embed is not openable
+    bar(host, "1_attn_out").click();
+    model.answer({ path: ["1_attn_out"], bars: HEADS_L1, check: { ...CHECK, label: "1_attn_out" } });
+    expect(barRenders).toBe(1); // path, bars and check changed: one repaint
+    expect(observer.n).toBe(0); // the lens did not change: untouched
+    expect(barLabels(host)).toEqual(["L1H0", "L1H1", "L1 b_O"]);
   });
 
   test("all-heads switch shows the layer x head heatmap; clicking a cell opens the head", () => {
@@ -212,7 +258,7 @@ describe("residual explorer: bars and drill-down", () => {
     box.checked = true;
     box.dispatchEvent(new Event("change"));
     expect(model.saves.at(-1)).toEqual({ all_heads: true });
-    model.kernelUpdate({ all_heads: true, head_grid: f32Payload([0.5, -1, -0.25, 1], [2, 2]), revision: 1 });
+    model.answer({ all_heads: true, head_grid: f32Payload([0.5, -1, -0.25, 1], [2, 2]) });
     expect(byTestId(host, "lw-res-bars").hidden).toBe(true);
     expect(byTestId(host, "lw-res-heads").hidden).toBe(false);
     const canvas = byTestId<HTMLCanvasElement>(host, "lw-res-heads-canvas");
@@ -254,13 +300,16 @@ describe("residual explorer: pickers", () => {
     incorrect.value = "";
     answer.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
     expect(model.sent.at(-1)).toEqual({ type: "set_answer", answer: "#42", incorrect: "" });
-    model.kernelUpdate({ answer: [" the", " the"], incorrect: [" to", " to"], metric: "logit_diff", revision: 1 });
+    model.answer({ answer: [" the", " the"], incorrect: [" to", " to"], metric: "logit_diff" });
     expect(byTestId(host, "lw-res-answer-current").textContent).toBe('logit diff: "·the" − "·to"');
   });
 
   test("a rejected pick shows the kernel's error; the bars stay", () => {
     const { model, host } = setup();
-    model.kernelUpdate({ error: "answer: ' Paris is' is 2 tokens, not 1: [' Paris', ' is']", revision: 1 });
+    byTestId(host, "lw-res-apply").click();
+    expect(byTestId(host, "lw-root").dataset.busy).toBe("true");
+    model.answer({ error: "answer: ' Paris is' is 2 tokens, not 1: [' Paris', ' is']" }, model.lastRequest(), false);
+    expect(byTestId(host, "lw-root").dataset.busy).toBe("false");
     expect(byTestId(host, "lw-error").hidden).toBe(false);
     expect(byTestId(host, "lw-error-text").textContent).toContain("[' Paris', ' is']");
     expect(barLabels(host)).toEqual(COMPONENTS.labels);
@@ -324,7 +373,7 @@ describe("residual explorer: logit lens", () => {
       expect(tabs.map((t) => t.getAttribute("aria-selected"))).toEqual(["true", "false"]);
       tabs[1]!.click();
       expect(model.saves.at(-1)).toEqual({ view: "lens" });
-      model.kernelUpdate({ view: "lens", lens: LENS, lens_grid: GRID, revision: 1 });
+      model.answer({ view: "lens", lens: LENS, lens_grid: GRID });
       expect(byTestId(host, "lw-res-lens").hidden).toBe(false);
       expect(byTestId(host, "lw-res-bars").closest(".lw-res-main")!.hasAttribute("hidden")).toBe(true);
       const rows = allByTestId(host, "lw-res-lens-row");
@@ -348,6 +397,17 @@ describe("residual explorer: logit lens", () => {
       ]);
       expect(canvas.dataset.hover).toBe("1,2");
       expect(host.querySelector("img")).toBeNull();
+      // keyboard: the grid is a grid for screen readers; arrows move, the tooltip follows
+      expect(canvas.getAttribute("role")).toBe("grid");
+      expect(allByTestId(canvas, "lw-grid-cell")).toHaveLength(N * 3);
+      canvas.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowLeft" }));
+      expect(canvas.dataset.hover).toBe("1,1");
+      expect(canvas.getAttribute("aria-activedescendant")).toBe(allByTestId(canvas, "lw-grid-cell")[1 * 3 + 1]!.id);
+      expect([...byTestId(host, "lw-tooltip").children][0]!.textContent).toBe("1_pre · The[1]");
+      // the grid scrolls in its own box, labels stuck to the edges
+      const scroller = byTestId(host, "lw-res-lens-scroll");
+      expect(scroller.contains(canvas)).toBe(true);
+      expect(scroller.querySelector(".lw-res-lens-rows")).not.toBeNull();
       tabs[0]!.click();
       expect(model.saves.at(-1)).toEqual({ view: "attribution" });
     } finally {

@@ -13,7 +13,7 @@ from .widget import PRECISIONS, AttentionInspector, _text_of
 def attention(model: Any = None, source: Any = None, layers: Sequence[int] | int | None = None,
               heads: Sequence[int] | int | None = None, str_tokens: Sequence[str] | None = None, *,
               head_names: Sequence[str] | None = None, title: str = "", precision: str = "uint8",
-              max_tokens: int = 256, thumb_size: int = 32, debounce_ms: int = 400,
+              max_tokens: int = 256, thumb_size: int = 32, debounce_ms: int = 150,
               layer: int | None = None, head: int | None = None, max_pattern_mb: float = DEFAULT_CAP_MB,
               normalize: str = "global", hide_sink: bool = False, gamma: float = 1.0) -> AttentionInspector:
     """An :class:`AttentionInspector`.

@@ -50,7 +50,7 @@ class AttentionInspector(LensWidget):
     heads = t.List(t.Int()).tag(sync=True)
     head_names = t.List(t.Unicode()).tag(sync=True)
     editable = t.Bool(False).tag(sync=True)
-    debounce_ms = t.Int(400).tag(sync=True)
+    debounce_ms = t.Int(150).tag(sync=True)
     thumbs = t.Dict(default_value=codec.empty("uint8")).tag(sync=True)
     pattern = t.Dict(default_value=codec.empty("uint8")).tag(sync=True)
     # View options (browser-writable; the kernel only stores them).

@@ -31,7 +31,9 @@ class HeadHeatmap(LensWidget):
     scale = t.Unicode("diverging").tag(sync=True)
     vmin = t.Float(None, allow_none=True).tag(sync=True)
     vmax = t.Float(None, allow_none=True).tag(sync=True)
-    cell_size = t.Int(22).tag(sync=True)
+    cell_size = t.Int(22).tag(sync=True)  # row height (and narrowest column), CSS px
+    fit_width = t.Bool(True).tag(sync=True)  # columns stretch to the width the output has
+    value_label = t.Unicode("").tag(sync=True)  # what the values are, shown on the legend
     selected = t.Dict(default_value=None, allow_none=True).tag(sync=True)
 
     @property
@@ -81,13 +83,16 @@ class HeadHeatmap(LensWidget):
 def head_heatmap(values: Any, labels: Sequence[str] | None = None, title: str = "", *,
                  n_heads: int | None = None, scale: str = "diverging", vmin: float | None = None,
                  vmax: float | None = None, row_labels: Sequence[str] | None = None,
-                 col_labels: Sequence[str] | None = None, cell_size: int = 22) -> HeadHeatmap:
+                 col_labels: Sequence[str] | None = None, cell_size: int = 22, fit_width: bool = True,
+                 value_label: str = "") -> HeadHeatmap:
     """A :class:`HeadHeatmap` of per-head values (torch or numpy).
 
     ``values`` is ``[n_layers, n_heads]`` (patching sweeps, reshaped DLA) or
     ``[n_layers * n_heads]`` with ``labels`` ``L{l}H{h}`` (``stack_head_results``) or
     ``n_heads=``. The diverging scale is centred at 0 and spans ``±max|v|`` unless
     ``vmin``/``vmax`` are given; ``scale="sequential"`` spans ``[min, max]``.
+    ``value_label`` names the values on the legend (e.g. ``"logit diff"``); rows are
+    ``cell_size`` px tall and, with ``fit_width``, columns stretch to the output's width.
     """
     grid, cell_labels = head_grid(values, labels, n_heads)
     if scale not in SCALES:
@@ -99,7 +104,8 @@ def head_heatmap(values: Any, labels: Sequence[str] | None = None, title: str = 
         raise ShapeMismatchError(f"{len(row_labels)} row / {len(col_labels)} column labels for a {rows}x{cols} grid")
     lo, hi = _limits(grid, scale, vmin, vmax)
     return HeadHeatmap(values=codec.encode(grid, "float32"), labels=cell_labels, row_labels=row_labels,
-                       col_labels=col_labels, title=title, scale=scale, vmin=lo, vmax=hi, cell_size=cell_size)
+                       col_labels=col_labels, title=title, scale=scale, vmin=lo, vmax=hi, cell_size=cell_size,
+                       fit_width=bool(fit_width), value_label=str(value_label))
 
 
 def _limits(grid: np.ndarray, scale: str, vmin: float | None, vmax: float | None) -> tuple[float, float]:

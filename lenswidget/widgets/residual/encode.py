@@ -17,17 +17,24 @@ from .answers import token_strings
 from .views import Bars, reduce
 
 PINNED_KINDS = ("bias", "remainder")
-SORTS = ("layer", "value")
+SORTS = ("abs", "value", "layer")
+DEFAULT_SORT = "abs"  # the components that matter first
+
+
+def _magnitude(v: float) -> float:
+    return abs(v) if v == v else -1.0  # NaN last
 
 
 def order(values: list[float], kinds: list[str], sort: str) -> list[int]:
-    """Display order of bars: as given (``layer``) or by value, descending; bias/remainder stay last."""
+    """Display order of bars (src/residual/order.ts does the same): by |value| (``abs``) or by
+    value, descending, or as given (``layer``); bias/remainder bars always stay last."""
     idx = list(range(len(values)))
-    if sort != "value":
+    if sort not in ("abs", "value"):
         return idx
     free = [i for i in idx if kinds[i] not in PINNED_KINDS]
     pinned = [i for i in idx if kinds[i] in PINNED_KINDS]
-    return sorted(free, key=lambda i: -values[i]) + pinned
+    key = (lambda i: -_magnitude(values[i])) if sort == "abs" else (lambda i: -values[i])
+    return sorted(free, key=key) + pinned
 
 
 def bars(b: Bars, prompt: Optional[int]) -> dict[str, Any]:

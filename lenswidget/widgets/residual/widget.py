@@ -64,7 +64,7 @@ class ResidualExplorer(LensWidget):
     lens = t.Dict().tag(sync=True)
     lens_grid = t.Dict().tag(sync=True)
     # browser-writable
-    sort = t.Unicode("layer").tag(sync=True)
+    sort = t.Unicode(enc.DEFAULT_SORT).tag(sync=True)
     all_heads = t.Bool(False).tag(sync=True)
     prompt_index = t.Int(None, allow_none=True).tag(sync=True)
     view = t.Unicode("attribution").tag(sync=True)
@@ -79,7 +79,7 @@ class ResidualExplorer(LensWidget):
         self._lens: Optional[LogitLens] = None
         self._raw: dict[str, Any] = {}
         self._applying = True  # no observer refreshes until the first state is in
-        state = {"path": [], "prompt_index": None, "all_heads": False, "view": "attribution", "sort": "layer",
+        state = {"path": [], "prompt_index": None, "all_heads": False, "view": "attribution", "sort": enc.DEFAULT_SORT,
                  **{k: kwargs.pop(k) for k in ("path", "prompt_index", "all_heads", "view", "sort") if k in kwargs}}
         _check_option("view", state["view"], VIEWS)
         _check_option("sort", state["sort"], enc.SORTS)
@@ -282,13 +282,14 @@ class ResidualExplorer(LensWidget):
 
 def residual(model: Any, prompts: Sequence[str] | str | None = None, answer: Any = None, incorrect: Any = None,
              pos: int = -1, *, cache: Any = None, tokens: Any = None, top_k: int = 10, lens_top_k: int = 5,
-             title: str = "", max_tokens: int = 256) -> ResidualExplorer:
+             title: str = "", max_tokens: int = 256, sort: str = enc.DEFAULT_SORT) -> ResidualExplorer:
     """A :class:`ResidualExplorer` of ``model`` on ``prompts`` (or on ``cache`` + ``tokens``).
 
     ``answer`` / ``incorrect``: a single-token string or id (for every prompt) or one per
     prompt; with ``incorrect`` the bars attribute the logit difference. Without
     ``answer`` the model's top prediction at ``pos`` is used. ``top_k`` neurons are shown
-    per MLP layer; ``lens_top_k`` tokens per logit-lens cell.
+    per MLP layer; ``lens_top_k`` tokens per logit-lens cell. ``sort``: bar order, by
+    ``"abs"`` value (default: the components that matter first), ``"value"`` or ``"layer"``.
     """
     if model is None or not hasattr(model, "cfg"):
         raise InvalidOptionError("model", type(model).__name__, ["HookedTransformer"])
@@ -308,7 +309,7 @@ def residual(model: Any, prompts: Sequence[str] | str | None = None, answer: Any
         answer = top_prediction(model, run)
     answers = resolve(model, answer, incorrect, run.n_prompts)
     return ResidualExplorer(model, run, answers, editable=editable, top_k=top_k, lens_top_k=lens_top_k,
-                            max_tokens=max_tokens, pos_arg=pos, title=title)
+                            max_tokens=max_tokens, pos_arg=pos, title=title, sort=sort)
 
 
 def top_prediction(model: Any, run: Run) -> torch.Tensor:

@@ -1,0 +1,119 @@
+/**
+ * Accessible alternative of a canvas grid: the canvas is `role="grid"` and its fallback
+ * content (which browsers expose to assistive technology) is a table of `role="row"` /
+ * `role="gridcell"` elements holding each cell's label and value as text. The keyboard
+ * cursor is announced with `aria-activedescendant`, the selection with `aria-selected`.
+ *
+ * DOM contract: the cells are `[data-testid="lw-grid-cell"]` with `data-row` / `data-col`
+ * and an `id`; the canvas' `aria-activedescendant` names the cursor's cell.
+ */
+import { el } from "./dom";
+import type { Cell } from "./grid";
+
+let nextPrefix = 0;
+
+export class GridA11y {
+  private readonly prefix = `lw-g${(nextPrefix++).toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  private rows = 0;
+  private cols = 0;
+  private cells: HTMLElement[] = [];
+  private selected: HTMLElement | null = null;
+
+  constructor(readonly canvas: HTMLCanvasElement, label: string) {
+    canvas.setAttribute("role", "grid");
+    canvas.setAttribute("aria-label", label);
+    if (!canvas.hasAttribute("tabindex")) canvas.setAttribute("tabindex", "0");
+  }
+
+  setLabel(label: string): void {
+    this.canvas.setAttribute("aria-label", label);
+  }
+
+  /** Rebuild the table: `text(r, c)` is what a screen reader says for the cell. */
+  setCells(rows: number, cols: number, text: (r: number, c: number) => string, header?: { rows?: (r: number) => string; cols?: (c: number) => string }): void {
+    this.rows = rows;
+    this.cols = cols;
+    this.cells = [];
+    const out: HTMLElement[] = [];
+    if (header?.cols) {
+      out.push(el("div", { attrs: { role: "row" }, children: [el("span", { attrs: { role: "columnheader" } }), ...Array.from({ length: cols }, (_, c) => el("span", { text: header.cols!(c), attrs: { role: "columnheader" } }))] }));
+    }
+    for (let r = 0; r < rows; r++) {
+      const row: HTMLElement[] = header?.rows ? [el("span", { text: header.rows(r), attrs: { role: "rowheader" } })] : [];
+      for (let c = 0; c < cols; c++) {
+        const cell = el("span", {
+          testid: "lw-grid-cell",
+          text: text(r, c),
+          attrs: { role: "gridcell", id: `${this.prefix}-${r}-${c}`, "data-row": String(r), "data-col": String(c), "aria-selected": "false" },
+        });
+        this.cells.push(cell);
+        row.push(cell);
+      }
+      out.push(el("div", { attrs: { role: "row" }, children: row }));
+    }
+    this.canvas.replaceChildren(...out);
+    this.selected = null;
+    const active = this.canvas.getAttribute("aria-activedescendant");
+    if (active && !this.canvas.querySelector(`[id="${active}"]`)) this.canvas.removeAttribute("aria-activedescendant");
+  }
+
+  private cell(at: Cell | null): HTMLElement | null {
+    if (!at || at.row < 0 || at.col < 0 || at.row >= this.rows || at.col >= this.cols) return null;
+    return this.cells[at.row * this.cols + at.col] ?? null;
+  }
+
+  /** The keyboard cursor (null: none). */
+  setActive(at: Cell | null): void {
+    const node = this.cell(at);
+    if (node) this.canvas.setAttribute("aria-activedescendant", node.id);
+    else this.canvas.removeAttribute("aria-activedescendant");
+  }
+
+  setSelected(at: Cell | null): void {
+    this.selected?.setAttribute("aria-selected", "false");
+    this.selected = this.cell(at);
+    this.selected?.setAttribute("aria-selected", "true");
+  }
+
+  /** Mark several selected cells (e.g. a rectangle). */
+  setSelection(selected: (r: number, c: number) => boolean): void {
+    this.selected = null;
+    this.cells.forEach((cell, i) => cell.setAttribute("aria-selected", String(selected(Math.floor(i / this.cols), i % this.cols))));
+  }
+
+  /** Relabel the cells without rebuilding the table (same shape). */
+  relabel(text: (r: number, c: number) => string): void {
+    this.cells.forEach((cell, i) => {
+      const t = text(Math.floor(i / this.cols), i % this.cols);
+      if (cell.textContent !== t) cell.textContent = t;
+    });
+  }
+}
+
+/** Arrow keys / Home / End / PageUp / PageDown move a cursor inside a rows x cols grid. */
+export function moveCursor(key: string, at: Cell | null, rows: number, cols: number): Cell | null {
+  if (!rows || !cols) return null;
+  if (!at) return ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"].includes(key) ? { row: 0, col: 0 } : null;
+  const clamp = (v: number, n: number) => Math.max(0, Math.min(n - 1, v));
+  const page = Math.max(1, Math.min(8, rows - 1));
+  switch (key) {
+    case "ArrowUp":
+      return { row: clamp(at.row - 1, rows), col: at.col };
+    case "ArrowDown":
+      return { row: clamp(at.row + 1, rows), col: at.col };
+    case "ArrowLeft":
+      return { row: at.row, col: clamp(at.col - 1, cols) };
+    case "ArrowRight":
+      return { row: at.row, col: clamp(at.col + 1, cols) };
+    case "Home":
+      return { row: at.row, col: 0 };
+    case "End":
+      return { row: at.row, col: cols - 1 };
+    case "PageUp":
+      return { row: clamp(at.row - page, rows), col: at.col };
+    case "PageDown":
+      return { row: clamp(at.row + page, rows), col: at.col };
+    default:
+      return null;
+  }
+}
