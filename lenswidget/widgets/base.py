@@ -117,7 +117,7 @@ class LensWidget(anywidget.AnyWidget):
             with self.hold_sync():
                 self.error = ""  # before applying, so observers may report their own errors
                 super().set_state(clean)
-                self._answer(request, True)
+                self._send_reply(request, True)
         except Exception as exc:  # noqa: BLE001
             self._restore(before)
             self._reject(exc, clean, request)
@@ -135,11 +135,11 @@ class LensWidget(anywidget.AnyWidget):
             with self.hold_sync():
                 self.error = ""
                 handler(fields)
-                self._answer(request, True)
+                self._send_reply(request, True)
         except Exception as exc:  # noqa: BLE001
             self._reject(exc, request=request)
 
-    def _answer(self, request: Optional[str], ok: bool) -> None:
+    def _send_reply(self, request: Optional[str], ok: bool) -> None:
         """Bump ``revision`` and, for a browser request, set ``reply`` (inside the caller's hold_sync)."""
         self.revision += 1
         if request is not None:
@@ -151,7 +151,7 @@ class LensWidget(anywidget.AnyWidget):
         try:
             with self.hold_sync():
                 self.error = format_error(exc)
-                self._answer(request, False)
+                self._send_reply(request, False)
             keys = [k for k in touched if type(k) is str and k in self.keys] if isinstance(touched, dict) else []
             if keys:
                 self.send_state(keys)
