@@ -3,7 +3,6 @@ import { injectStyleOnce } from "../shared/styles";
 
 const CSS = `
 .lw-root[data-widget="patcher"] { max-width: 100%; }
-.lw-root[data-widget="patcher"] [hidden] { display: none !important; }
 .lw-patch-layout { display: flex; flex-direction: column; gap: 8px; width: 100%; }
 .lw-patch-grids { display: flex; gap: 16px; align-items: flex-start; flex-wrap: wrap; }
 .lw-patch-panel { display: flex; flex-direction: column; gap: 2px; }
@@ -24,7 +23,6 @@ const CSS = `
 .lw-token-row[data-clickable="true"] .lw-token { cursor: pointer; }
 .lw-token-row-label { font-weight: 600; text-align: right; }
 .lw-patch-prompts { display: flex; gap: 8px; align-items: flex-end; flex-wrap: wrap; }
-.lw-patch-prompts[hidden] { display: none; }
 .lw-prompt-label { display: flex; flex-direction: column; flex: 1; min-width: 200px; }
 .lw-metric-panel { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
 .lw-metric { min-width: 180px; }
@@ -43,12 +41,10 @@ const CSS = `
 .lw-chip[data-enabled="false"] { opacity: 0.55; border-style: dashed; }
 .lw-chip:focus-visible { outline: 2px solid var(--jp-brand-color1, #1976d2); }
 .lw-chip-remove { border: none; background: none; color: inherit; cursor: pointer; font: inherit; padding: 0 2px; }
-.lw-sweep-progress[hidden] { display: none; }
 .lw-code { max-height: 240px; overflow: auto; font-family: var(--jp-code-font-family, monospace); font-size: 11px; white-space: pre;
   background: var(--jp-layout-color1, #fafafa); border: 1px solid var(--jp-border-color2, #e0e0e0); padding: 4px; margin: 4px 0 0; }
 .lw-drag-ghost { position: absolute; z-index: 20; pointer-events: none; padding: 2px 6px; border-radius: 3px; font-size: 11px;
   background: var(--jp-brand-color1, #1976d2); color: #fff; white-space: nowrap; }
-.lw-drag-ghost[hidden], .lw-notice[hidden] { display: none; }
 .lw-notice { color: var(--jp-warn-color0, #e65100); }
 `;
 

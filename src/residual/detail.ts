@@ -1,6 +1,6 @@
 /**
- * The selected head or neuron. A head shows its attention pattern (the attention
- * inspector's pattern view, the attributed position's row highlighted), the attention
+ * The selected head or neuron. A head shows its attention pattern (pattern.ts, the
+ * attributed position's row highlighted), the attention
  * from that position over the prompt's tokens, and its direct effect on the logits: the
  * tokens it promotes and suppresses most. A neuron shows its activation and effect.
  */
@@ -8,12 +8,12 @@ import { textOn, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { formatValue } from "../shared/format";
 import { visibleToken } from "../shared/tokens";
-import { imageOfValues, PatternView } from "../shared/patternView";
+import { HeadPattern } from "./pattern";
 import type { DetailData } from "./state";
 
 export class DetailView {
   readonly node: HTMLDivElement;
-  readonly pattern: PatternView;
+  readonly pattern: HeadPattern;
   private readonly title: HTMLDivElement;
   private readonly from: HTMLDivElement;
   private readonly promoted: HTMLOListElement;
@@ -22,7 +22,7 @@ export class DetailView {
   data: DetailData | null = null;
 
   constructor(colors: () => { accent: string; dim: string; fg: string }) {
-    this.pattern = new PatternView(colors);
+    this.pattern = new HeadPattern(colors);
     this.title = el("div", { testid: "lw-res-detail-title", className: "lw-res-detail-title" });
     this.from = el("div", { testid: "lw-res-attn-from", className: "lw-token-strip" });
     this.promoted = el("ol", { testid: "lw-res-promoted", className: "lw-res-top" });
@@ -71,8 +71,8 @@ export class DetailView {
   private renderPattern(d: DetailData, scale: ColorScale): void {
     const n = d.tokens.length;
     const ok = d.pattern.shape.length === 2 && d.pattern.shape[0] === n && d.pattern.shape[1] === n;
-    this.pattern.show(ok ? imageOfValues(d.pattern.data, n, scale, { layer: d.layer, head: d.index, name: d.label, mode: "locked" }) : null, d.tokens);
-    this.pattern.setHighlight(ok && d.pos < n ? d.pos : null);
+    this.pattern.highlight = ok && d.pos < n ? d.pos : null;
+    this.pattern.show(ok ? { layer: d.layer, head: d.index, name: d.label, tokens: d.tokens, values: d.pattern.data } : null, scale);
     this.from.replaceChildren(
       ...d.tokens.map((tok, j) => {
         const v = d.row[j] ?? NaN;

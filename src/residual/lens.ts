@@ -148,7 +148,8 @@ export class LensView {
     this.grid.paint(overlays);
   }
 
-  private topProbs(g: LensGridData): Float32Array {
+  /** Each cell's top-1 probability, row-major (positions x layers). */
+  topProbs(g: LensGridData): Float32Array {
     const [n, layers, k] = g.ids.shape as [number, number, number];
     const out = new Float32Array(n * layers);
     for (let i = 0; i < n * layers; i++) out[i] = g.probs.data[i * k] ?? NaN;

@@ -29,7 +29,6 @@ const CSS = `
 .lw-res-bar-fill { position: absolute; top: 0; bottom: 0; }
 .lw-res-bar-value { font-family: var(--jp-code-font-family, monospace); }
 .lw-res-detail { display: flex; flex-direction: column; gap: 6px; max-width: 760px; }
-.lw-res-detail[hidden], .lw-res-heads[hidden], .lw-res-lens[hidden], .lw-res-pattern[hidden], .lw-res-bars[hidden] { display: none; }
 .lw-res-detail-title { font-family: var(--jp-code-font-family, monospace); font-weight: 600; }
 .lw-res-caption { color: var(--jp-ui-font-color2, #616161); margin: 2px 0; }
 .lw-res-effects { display: flex; gap: 24px; }

@@ -376,7 +376,7 @@ export class ResidualView {
         title: title || "Logit lens: top-1 probability",
         rows: g.ids.shape[0] ?? 0,
         cols: g.ids.shape[1] ?? 0,
-        values: this.lensTop(),
+        values: this.lens.topProbs(g),
         rowLabels: g.tokens.map(visibleToken),
         colLabels: g.labels,
         scale: patternScale(this.frame.theme.dark, this.frame.theme.background),
@@ -403,12 +403,6 @@ export class ResidualView {
     const name = `residual-${this.barsData.level === "components" ? "components" : `l${this.barsData.layer}-${this.barsData.level}`}`;
     if (kind === "png") exportBarsPng(fig, `${name}.png`);
     else exportBarsSvg(fig, `${name}.svg`);
-  }
-
-  private lensTop(): Float32Array {
-    const g = this.lens.data!;
-    const [n, layers, k] = g.ids.shape as [number, number, number];
-    return Float32Array.from({ length: n * layers }, (_, i) => g.probs.data[i * k] ?? NaN);
   }
 
   barFigure(): BarFigure {

@@ -30,16 +30,13 @@ export class GridA11y {
   }
 
   /** Rebuild the table: `text(r, c)` is what a screen reader says for the cell. */
-  setCells(rows: number, cols: number, text: (r: number, c: number) => string, header?: { rows?: (r: number) => string; cols?: (c: number) => string }): void {
+  setCells(rows: number, cols: number, text: (r: number, c: number) => string): void {
     this.rows = rows;
     this.cols = cols;
     this.cells = [];
     const out: HTMLElement[] = [];
-    if (header?.cols) {
-      out.push(el("div", { attrs: { role: "row" }, children: [el("span", { attrs: { role: "columnheader" } }), ...Array.from({ length: cols }, (_, c) => el("span", { text: header.cols!(c), attrs: { role: "columnheader" } }))] }));
-    }
     for (let r = 0; r < rows; r++) {
-      const row: HTMLElement[] = header?.rows ? [el("span", { text: header.rows(r), attrs: { role: "rowheader" } })] : [];
+      const row: HTMLElement[] = [];
       for (let c = 0; c < cols; c++) {
         const cell = el("span", {
           testid: "lw-grid-cell",
@@ -90,30 +87,13 @@ export class GridA11y {
   }
 }
 
-/** Arrow keys / Home / End / PageUp / PageDown move a cursor inside a rows x cols grid. */
+/** Arrow keys / Home / End / PageUp / PageDown move a cursor inside a rows x cols grid (null: not a move key). */
 export function moveCursor(key: string, at: Cell | null, rows: number, cols: number): Cell | null {
-  if (!rows || !cols) return null;
-  if (!at) return ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"].includes(key) ? { row: 0, col: 0 } : null;
+  // [row step, column step]; Home / End jump to the row's ends, pages move 8 rows.
+  const steps: Record<string, [number, number]> = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1], PageUp: [-8, 0], PageDown: [8, 0], Home: [0, -cols], End: [0, cols] };
+  const step = steps[key];
+  if (!step || !rows || !cols) return null;
+  if (!at) return { row: 0, col: 0 };
   const clamp = (v: number, n: number) => Math.max(0, Math.min(n - 1, v));
-  const page = Math.max(1, Math.min(8, rows - 1));
-  switch (key) {
-    case "ArrowUp":
-      return { row: clamp(at.row - 1, rows), col: at.col };
-    case "ArrowDown":
-      return { row: clamp(at.row + 1, rows), col: at.col };
-    case "ArrowLeft":
-      return { row: at.row, col: clamp(at.col - 1, cols) };
-    case "ArrowRight":
-      return { row: at.row, col: clamp(at.col + 1, cols) };
-    case "Home":
-      return { row: at.row, col: 0 };
-    case "End":
-      return { row: at.row, col: cols - 1 };
-    case "PageUp":
-      return { row: clamp(at.row - page, rows), col: at.col };
-    case "PageDown":
-      return { row: clamp(at.row + page, rows), col: at.col };
-    default:
-      return null;
-  }
+  return { row: clamp(at.row + step[0], rows), col: clamp(at.col + step[1], cols) };
 }

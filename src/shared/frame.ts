@@ -179,14 +179,11 @@ export class Frame {
     this.root.dataset.busy = String(this.requests.busy);
     this.root.dataset.link = link;
     const refused = this.root.dataset.refused === "true";
+    const interact = "Not connected to a kernel: re-run the cell to interact.";
     const text: Record<Link, string> = {
       live: "",
-      saved: refused
-        ? "Saved view: not connected to a kernel. Re-run the cell to interact."
-        : "Saved view (read-only): re-run the cell to reconnect to the kernel.",
-      disconnected: refused
-        ? "The kernel restarted: this view is read-only. Re-run the cell to interact."
-        : "Kernel restarted or disconnected (read-only): re-run the cell to reconnect.",
+      saved: refused ? interact : "Saved view (read-only): re-run the cell to reconnect.",
+      disconnected: refused ? interact : "Kernel restarted (read-only): re-run the cell to reconnect.",
       unresponsive: "kernel not responding — re-run the cell",
     };
     this.statusText.textContent = text[link];

@@ -26,18 +26,6 @@ export interface Reply {
   ok: boolean;
 }
 
-export interface Clock {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  now(): number;
-}
-
-const realClock: Clock = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-  now: () => Date.now(),
-};
-
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** Read a `reply` trait value; null unless it is `{id: string, ok: boolean}`. */
@@ -62,21 +50,17 @@ export interface RequestsOptions {
   onChange: () => void;
   /** Milliseconds to wait for the kernel to start on a request. */
   timeoutMs?: () => number;
-  clock?: Clock;
 }
 
 export class Requests {
   readonly session = newSession();
   private seq = 0;
   private pending: Pending[] = [];
-  private timer: unknown = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
   private holds = 0;
   private state: Link = "live";
-  private readonly clock: Clock;
 
-  constructor(private readonly model: WidgetModel, private readonly opts: RequestsOptions) {
-    this.clock = opts.clock ?? realClock;
-  }
+  constructor(private readonly model: WidgetModel, private readonly opts: RequestsOptions) {}
 
   /** Waiting for the kernel (or for a debounced edit to be sent). */
   get busy(): boolean {
@@ -165,7 +149,7 @@ export class Requests {
   // -- internals -------------------------------------------------------------------------
   private open(): string {
     this.seq += 1;
-    this.pending.push({ seq: this.seq, sentAt: this.clock.now(), acked: false });
+    this.pending.push({ seq: this.seq, sentAt: Date.now(), acked: false });
     this.rearm();
     this.opts.onChange();
     return `${this.session}:${this.seq}`;
@@ -213,7 +197,7 @@ export class Requests {
     const waiting = this.pending.find((p) => !p.acked);
     if (!waiting || this.state !== "live") return this.setTimer(null);
     const limit = this.opts.timeoutMs?.() ?? DEFAULT_TIMEOUT_MS;
-    const left = Math.max(0, waiting.sentAt + limit - this.clock.now());
+    const left = Math.max(0, waiting.sentAt + limit - Date.now());
     this.setTimer(() => {
       this.timer = null;
       if (this.state === "live" && this.pending.some((p) => !p.acked)) {
@@ -224,8 +208,8 @@ export class Requests {
   }
 
   private setTimer(fn: (() => void) | null, ms = 0): void {
-    if (this.timer !== null) this.clock.clearTimeout(this.timer);
-    this.timer = fn ? this.clock.setTimeout(fn, ms) : null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = fn ? setTimeout(fn, ms) : null;
   }
 
   /** A model without a comm may throw ("no comm channel"): that means it is a saved view. */

@@ -30,8 +30,6 @@ const CSS = `
 .lw-canvas { grid-column: 2; grid-row: 2; cursor: crosshair; display: block; image-rendering: pixelated; }
 .lw-canvas:focus { outline: none; }
 .lw-canvas:focus-visible { outline: 2px solid var(--jp-brand-color1, #1976d2); outline-offset: 2px; }
-.lw-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0, 0, 0, 0);
-  white-space: nowrap; border: 0; }
 .lw-col-label, .lw-src-label { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; max-height: 90px; text-align: left; line-height: 1; }
 .lw-row-label, .lw-dest-label { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 110px; padding-right: 4px; }

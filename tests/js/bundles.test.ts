@@ -1,36 +1,19 @@
 /**
  * The minified widget bundles stay lean (issue 13): each at most 60 KB, and no
  * colour-scheme library inside (the ramps are precomputed in src/shared/palettes.ts).
- * Builds in memory with the options of build.mjs; writes nothing.
+ * Builds in memory with the options of build.mjs (esbuild.options.mjs); writes nothing.
  */
 import * as esbuild from "esbuild";
-import { existsSync, readdirSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-
-const LIMIT = 60 * 1024;
+import { buildOptions, BUNDLE_LIMIT as LIMIT } from "../../esbuild.options.mjs";
 
 describe("bundles", () => {
   test("each widget bundle is at most 60 KB minified and carries no d3 colour schemes", async () => {
-    const entries = Object.fromEntries(
-      readdirSync("src", { withFileTypes: true })
-        .filter((d) => d.isDirectory() && existsSync(`src/${d.name}/index.ts`))
-        .map((d) => [d.name, `src/${d.name}/index.ts`]),
-    );
-    expect(Object.keys(entries).sort()).toEqual(expect.arrayContaining(["attention", "heatmap", "patcher", "residual"]));
-    const result = await esbuild.build({
-      entryPoints: entries,
-      outdir: "out",
-      bundle: true,
-      format: "esm",
-      target: "es2020",
-      minify: true,
-      legalComments: "none",
-      write: false,
-      metafile: true,
-      logLevel: "silent",
-    });
+    const options = buildOptions();
+    expect(Object.keys(options.entryPoints as Record<string, string>).sort()).toEqual(expect.arrayContaining(["attention", "heatmap", "patcher", "residual"]));
+    const result = await esbuild.build({ ...options, outdir: "out", write: false, metafile: true, logLevel: "silent" });
     const sizes: Record<string, number> = {};
-    for (const [file, out] of Object.entries(result.metafile.outputs)) {
+    for (const [file, out] of Object.entries(result.metafile!.outputs)) {
       sizes[file] = out.bytes;
       const inputs = Object.keys(out.inputs);
       expect(inputs.filter((i) => /node_modules\/d3-(scale-chromatic|interpolate|color)\//.test(i)), file).toEqual([]);

@@ -6,38 +6,15 @@ import { afterEach, describe, expect, test, vi } from "vitest";
 import { render as renderAttention } from "../../src/attention/view";
 import { render as renderHeatmap } from "../../src/heatmap/view";
 import { render as renderResidual } from "../../src/residual/view";
-import { commLive, readReply, Requests, type Clock } from "../../src/shared/requests";
+import { commLive, readReply, Requests } from "../../src/shared/requests";
 import { byTestId, centre, f32Payload, FakeModel, mouse, u8Payload } from "./fakeModel";
 
-class FakeClock implements Clock {
-  t = 0;
-  private timers: Array<{ at: number; fn: () => void; id: number }> = [];
-  private nextId = 1;
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.push({ at: this.t + ms, fn, id });
-    return id;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers = this.timers.filter((x) => x.id !== h);
-  }
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    for (const due of this.timers.filter((x) => x.at <= this.t)) {
-      this.timers = this.timers.filter((x) => x !== due);
-      due.fn();
-    }
-  }
-}
-
+/** A Requests on a fake model; fake timers (vi) drive its timeout. */
 function requests(model = new FakeModel({}), timeout = 1000) {
-  const clock = new FakeClock();
+  vi.useFakeTimers();
   let changes = 0;
-  const r = new Requests(model, { onChange: () => changes++, timeoutMs: () => timeout, clock });
-  return { r, model, clock, changes: () => changes };
+  const r = new Requests(model, { onChange: () => changes++, timeoutMs: () => timeout });
+  return { r, model, clock: { advance: (ms: number) => vi.advanceTimersByTime(ms) }, changes: () => changes };
 }
 
 function heatmap(extra: Record<string, unknown> = {}) {
@@ -195,7 +172,7 @@ describe("Frame lifecycle", () => {
     mouse("click", canvas, ...centre(canvas, 0, 0));
     expect(model.requests.length).toBe(before);
     expect(canvas.dataset.selected).toBe("1,1"); // the local selection was not changed either
-    expect(byTestId(root, "lw-status-text").textContent).toBe("The kernel restarted: this view is read-only. Re-run the cell to interact.");
+    expect(byTestId(root, "lw-status-text").textContent).toBe("Not connected to a kernel: re-run the cell to interact.");
   });
 
   test("a saved view (no comm) renders read-only, labelled, and interactions say how to reconnect", async () => {
@@ -210,12 +187,12 @@ describe("Frame lifecycle", () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(root.dataset.link).toBe("saved");
     expect(byTestId(root, "lw-status").hidden).toBe(false);
-    expect(byTestId(root, "lw-status-text").textContent).toBe("Saved view (read-only): re-run the cell to reconnect to the kernel.");
+    expect(byTestId(root, "lw-status-text").textContent).toBe("Saved view (read-only): re-run the cell to reconnect.");
     expect(byTestId<HTMLTextAreaElement>(root, "lw-res-prompts").readOnly).toBe(true);
     byTestId(root, "lw-res-run").click();
     expect(model.sent).toEqual([]);
     expect(root.dataset.busy).toBe("false");
-    expect(byTestId(root, "lw-status-text").textContent).toBe("Saved view: not connected to a kernel. Re-run the cell to interact.");
+    expect(byTestId(root, "lw-status-text").textContent).toBe("Not connected to a kernel: re-run the cell to interact.");
   });
 
   test("two views of one model: each clears on its own reply, neither is stuck", () => {
