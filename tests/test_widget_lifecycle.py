@@ -105,3 +105,26 @@ def test_prompt_rerun_answers_with_the_new_tokens_in_the_same_update():
     assert len(carrying) == 1 and carrying[0]["reply"] == {"id": "k:4", "ok": True}
     assert {"tokens", "thumbs", "pattern"} <= set(carrying[0]), "results and reply arrive together"
     assert carrying[0]["tokens"] == w.tokens and len(w.tokens) > 2
+
+
+# -- the front-end bundle travels once, not once per widget --------------------------------------
+
+
+def test_widgets_share_one_bundle_and_carry_a_small_loader(heatmap, monkeypatch):
+    from lenswidget.widgets import assets
+
+    other = head_heatmap(np.ones((1, 2), dtype=np.float32))
+    assert heatmap._bundle is other._bundle and heatmap._bundle.name == "heatmap"
+    state = other.get_state()
+    assert state["_bundle"] == f"IPY_MODEL_{heatmap._bundle.model_id}"
+    assert len(state["_esm"]) < 1500, "each widget carries only the loader"
+    assert heatmap._bundle.code == assets.source("heatmap")
+    # A closed bundle model (e.g. Widget.close_all()) is replaced by a fresh one.
+    heatmap._bundle.close()
+    assert head_heatmap(np.ones((1, 1), dtype=np.float32))._bundle is not heatmap._bundle
+    # The live-reload dev loop points anywidget at the bundle file, as plain anywidget does.
+    monkeypatch.setenv("ANYWIDGET_HMR", "1")
+    if (assets.STATIC / "heatmap.js").is_file():
+        assert assets.esm("heatmap") == assets.STATIC / "heatmap.js"
+    monkeypatch.setenv("ANYWIDGET_HMR", "0")
+    assert isinstance(assets.esm("heatmap"), assets.EsmRef)

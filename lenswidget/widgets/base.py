@@ -27,8 +27,10 @@ from typing import Any, Mapping, Optional
 
 import anywidget
 import traitlets as t
+from ipywidgets import widget_serialization
 
 from ..errors import LensWidgetError, WidgetMessageError
+from .assets import Bundle, shared_bundle
 from .messages import MessageRouter
 from .validation import Schema, check_state, describe
 
@@ -51,8 +53,13 @@ class LensWidget(anywidget.AnyWidget):
     # How long the browser waits for the kernel to start on a request before it says
     # "kernel not responding" (the kernel may be busy running another cell).
     reply_timeout_ms = t.Int(10_000).tag(sync=True)
+    # The front-end code, shared by every widget of this kind (assets.py); `_esm` is a loader.
+    _bundle = t.Instance(Bundle, allow_none=True).tag(sync=True, **widget_serialization)
 
     def __init__(self, **kwargs: Any) -> None:
+        bundle = shared_bundle(getattr(type(self), "_esm", None))
+        if bundle is not None:
+            kwargs.setdefault("_bundle", bundle)
         super().__init__(**kwargs)
         self._router = MessageRouter()
         self._router.add("clear_error", lambda _: self.clear_error())

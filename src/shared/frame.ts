@@ -176,8 +176,11 @@ export class Frame {
 
   private renderLink(): void {
     const link = this.requests.link;
-    this.root.dataset.busy = String(this.requests.busy);
-    this.root.dataset.link = link;
+    const d = this.root.dataset;
+    d.busy = String(this.requests.busy);
+    d.link = link;
+    d.requests = String(this.requests.sent);
+    d.answered = String(this.requests.answered);
     const refused = this.root.dataset.refused === "true";
     const interact = "Not connected to a kernel: re-run the cell to interact.";
     const text: Record<Link, string> = {

@@ -55,6 +55,7 @@ export interface RequestsOptions {
 export class Requests {
   readonly session = newSession();
   private seq = 0;
+  private replied = 0;
   private pending: Pending[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
   private holds = 0;
@@ -74,6 +75,15 @@ export class Requests {
   /** Whether requests can be sent (the kernel may still be slow: "unresponsive" sends). */
   get connected(): boolean {
     return this.state === "live" || this.state === "unresponsive";
+  }
+
+  /** Requests sent so far, and the newest one answered (tests wait on these). */
+  get sent(): number {
+    return this.seq;
+  }
+
+  get answered(): number {
+    return this.replied;
   }
 
   /** Number of unanswered requests. */
@@ -117,6 +127,7 @@ export class Requests {
     if (!reply) return;
     const seq = this.seqOf(reply.id);
     if (seq === null) return; // another view's (or window's) request
+    this.replied = Math.max(this.replied, seq);
     const before = this.pending.length;
     this.pending = this.pending.filter((p) => p.seq > seq);
     if (this.state === "unresponsive") this.state = "live";

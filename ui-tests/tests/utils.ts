@@ -430,3 +430,44 @@ export function visibleToken(token: string): string {
     .map(ch => VISIBLE_WHITESPACE[ch] ?? ch)
     .join('');
 }
+
+/** Requests a widget view sent so far (root `data-requests`, src/DOM.md *Lifecycle*). */
+export async function requestsSent(root: Locator): Promise<number> {
+  return Number((await root.getAttribute('data-requests')) ?? '0');
+}
+
+/**
+ * Run ``action`` (a click, a key press...) and wait until it sent at least one request
+ * to the kernel and the kernel answered every request of the view: not trivially true,
+ * since the request count must grow first.
+ */
+export async function answered(
+  root: Locator,
+  action: () => Promise<unknown>,
+  timeout = 60_000
+): Promise<void> {
+  const before = await requestsSent(root);
+  await action();
+  await expect
+    .poll(() => requestsSent(root), { timeout, message: 'the action sent no request' })
+    .toBeGreaterThan(before);
+  await expect
+    .poll(
+      () =>
+        root.evaluate(
+          (el: Element) =>
+            (el as HTMLElement).dataset.busy === 'false' &&
+            (el as HTMLElement).dataset.answered === (el as HTMLElement).dataset.requests
+        ),
+      { timeout, message: 'the kernel did not answer every request' }
+    )
+    .toBe(true);
+}
+
+/** Median and 90th percentile (nearest rank) of ``xs``, rounded to 0.1. */
+export function medianP90(xs: number[]): { n: number; median: number; p90: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const r = (v: number) => Math.round(v * 10) / 10;
+  const median = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return { n: s.length, median: r(median), p90: r(s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)]) };
+}
