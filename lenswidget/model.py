@@ -209,6 +209,11 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
     def to(self, *args: Any, print_details: bool = True, **kwargs: Any) -> "HookedTransformer":
         """``nn.Module.to`` that also records the device/dtype in ``cfg``."""
         device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if self.__dict__.get("_placement") is not None and (device is not None or dtype is not None):
+            from lenswidget.errors import ConfigError
+
+            raise ConfigError(f"this model is placed over several devices ({self._placement.describe()}); "
+                              "load it again with device=... (and no device_map) to have it on one device")
         if device is not None:
             if print_details and torch.device(device) != torch.device(self.cfg.device):
                 print("Moving model to device: ", device)
@@ -244,7 +249,7 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         """Tokens [batch, pos] and their padding mask (None if there is no padding)."""
         if isinstance(input, str) or (isinstance(input, (list, tuple)) and input and isinstance(input[0], str)):
             tokens, mask = self._tokenize(input, prepend_bos, padding_side)
-            device = self.cfg.device
+            device = self._input_device() if "_placement" in self.__dict__ else self.cfg.device
             return tokens.to(device), (None if mask is None else mask.to(device))
         if not isinstance(input, torch.Tensor):
             input = torch.as_tensor(input)
@@ -256,7 +261,7 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         tokens = input.unsqueeze(0) if input.dim() == 1 else input
         if tokens.dim() != 2:
             raise ShapeMismatchError(f"tokens must be [batch, pos] or [pos], got shape {tuple(input.shape)}")
-        tokens = tokens.to(self.embed.W_E.device)
+        tokens = tokens.to(self._input_device())
         mask = None
         side = self._resolve_padding_side(padding_side) if self.tokenizer is not None else "right"
         if self.tokenizer is not None and past_len == 0 and side == "left":
@@ -271,6 +276,11 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
             if bool(mask.all()):
                 mask = None
         return tokens, mask
+
+    def _input_device(self) -> torch.device:
+        """Where the embedding runs (its execution device on a model placed by device_map)."""
+        placed = self.__dict__.get("_placement")
+        return placed.execution("embed") if placed is not None else self.embed.W_E.device
 
     def _check_length(self, past_len: int, seq_len: int) -> None:
         if past_len + seq_len > self.cfg.n_ctx:
@@ -391,16 +401,21 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
             positions = positions_from_mask(full_mask, past_len, seq_len) if full_mask is not None else None
             spe = shortformer_pos_embed
         blocks = self.blocks[start:stop] if stop is not None else self.blocks[start:]
+        placed = self.__dict__.get("_placement")  # several devices: move at block boundaries
         for offset, block in enumerate(blocks):
             entry = past_kv_cache[start + offset] if past_kv_cache is not None else None
+            if placed is not None:
+                residual, full_mask, positions, spe = placed.to_block(start + offset, residual, full_mask, positions, spe)
             residual = block(residual, entry, full_mask, positions, spe)
         if stop is not None:
-            return residual
+            return residual if placed is None else placed.to_main(residual)
         if self.ln_final is not None:
-            residual = self.ln_final(residual)
+            residual = self.ln_final(residual if placed is None else placed.to_unit("ln_final", residual))
         if return_type is None:
             return None
-        logits = self.unembed(residual)
+        logits = self.unembed(residual if placed is None else placed.to_unit("unembed", residual))
+        if placed is not None:
+            logits = placed.to_main(logits)
         if self.cfg.output_logits_soft_cap > 0:
             cap = self.cfg.output_logits_soft_cap
             logits = cap * torch.tanh(logits / cap)
@@ -433,7 +448,13 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
 
     # ------------------------------------------------------------------ caching
     def run_with_cache(self, *model_args: Any, return_cache_object: bool = True, remove_batch_dim: bool = False, **kwargs: Any):
-        """``(output, ActivationCache)``; with ``return_cache_object=False`` a plain dict."""
+        """``(output, ActivationCache)``; with ``return_cache_object=False`` a plain dict.
+
+        On a model placed over several devices, activations are gathered on ``cfg.device``
+        unless ``device=`` says otherwise.
+        """
+        if "_placement" in self.__dict__ and kwargs.get("device") is None and kwargs.get("cache_device") is None:
+            kwargs["device"] = self.cfg.device
         out, cache_dict = super().run_with_cache(*model_args, remove_batch_dim=remove_batch_dim, **kwargs)
         if return_cache_object:
             from lenswidget.cache import ActivationCache

@@ -18,27 +18,38 @@ from lenswidget.errors import ConfigError
 class WeightsMixin:
     """Needs ``self.embed``, ``self.blocks``, ``self.unembed`` and optionally ``self.pos_embed``."""
 
+    def _weight(self, unit: str, get):
+        """``get()``; on a model placed over several devices, read with ``unit``'s weights
+        present (loaded if offloaded) and returned on ``cfg.device``."""
+        if "_placement" not in self.__dict__:
+            return get()
+        from lenswidget.loading.placement import read_weight
+
+        return read_weight(self, unit, get)
+
     def _stack_attn(self, name: str) -> torch.Tensor:
-        return torch.stack([getattr(block.attn, name) for block in self.blocks], dim=0)
+        return torch.stack([self._weight(f"blocks.{i}", lambda b=block: getattr(b.attn, name))
+                            for i, block in enumerate(self.blocks)], dim=0)
 
     def _stack_mlp(self, name: str) -> torch.Tensor:
         if self.cfg.attn_only:
             raise ConfigError(f"{name}: this model is attn_only and has no MLPs")
-        return torch.stack([getattr(block.mlp, name) for block in self.blocks], dim=0)
+        return torch.stack([self._weight(f"blocks.{i}", lambda b=block: getattr(b.mlp, name))
+                            for i, block in enumerate(self.blocks)], dim=0)
 
     @property
     def W_E(self) -> torch.Tensor:
         """[d_vocab, d_model]"""
-        return self.embed.W_E
+        return self._weight("embed", lambda: self.embed.W_E)
 
     @property
     def W_U(self) -> torch.Tensor:
         """[d_model, d_vocab_out]"""
-        return self.unembed.W_U
+        return self._weight("unembed", lambda: self.unembed.W_U)
 
     @property
     def b_U(self) -> torch.Tensor:
-        return self.unembed.b_U
+        return self._weight("unembed", lambda: self.unembed.b_U)
 
     @property
     def W_pos(self) -> torch.Tensor:
@@ -48,7 +59,7 @@ class WeightsMixin:
                 f"W_pos: positional_embedding_type is {self.cfg.positional_embedding_type!r}, which has "
                 "no learned positional embedding (only 'standard' and 'shortformer' have W_pos)"
             )
-        return self.pos_embed.W_pos
+        return self._weight("pos_embed", lambda: self.pos_embed.W_pos)
 
     @property
     def W_E_pos(self) -> torch.Tensor:

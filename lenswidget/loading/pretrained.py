@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 import torch
 
-from lenswidget import processing
 from lenswidget.errors import ConfigError, InvalidOptionError, OutOfRangeError
 
-from . import processed_cache
+from . import config_cache, placement, processed_cache
+from .checkpoint import SafetensorsCheckpoint
+from .materialize import folded_norm_type, materialize
 from .registry import family_for
 from .sources import resolve_source
 
@@ -88,48 +89,15 @@ def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
     return config_cls(**fields)
 
 
-def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Same shape and the same strides on every dimension that has more than one element."""
-    return a.shape == b.shape and all(n <= 1 or sa == sb
-                                      for n, sa, sb in zip(a.shape, a.stride(), b.stride()))
-
-
-def _byte_range(t: torch.Tensor) -> tuple[int, int, int]:
-    """(storage address, first byte, one past the last byte) that ``t`` can touch."""
-    extent = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())) if t.numel() else 0
-    start = t.storage_offset() * t.element_size()
-    return t.untyped_storage().data_ptr(), start, start + extent * t.element_size()
-
-
-def convert_weights(family: Any, hf_state_dict: Any, cfg: Any, layout: dict[str, torch.Tensor],
-                    owned: bool = False, work_dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """Run the family converter; return ``work_dtype`` CPU tensors laid out like ``layout`` (the
-    model's own parameters, whose memory layout its forward pass relies on), private to the caller.
-
-    A converted view is kept as is (no copy) when the source tensors are ``owned`` (private
-    copy-on-write mappings), already ``work_dtype``, laid out like the parameter and not overlapping
-    another weight (e.g. a tied unembedding); otherwise it is copied once into that layout.
-    """
-    out: dict[str, torch.Tensor] = {}
-    claimed: dict[int, list[tuple[int, int]]] = {}
-    for k, v in family.convert_state_dict(hf_state_dict, cfg).items():
-        ref = layout.get(k)
-        if ref is not None and ref.shape != v.shape:
-            raise ConfigError(f"converted weight {k!r} has shape {tuple(v.shape)} but the model "
-                              f"expects {tuple(ref.shape)}; the HF config and checkpoint disagree")
-        ptr, lo, hi = _byte_range(v)
-        reuse = (owned and v.dtype == work_dtype and (ref is None or _same_layout(v, ref))
-                 and not any(lo < b and a < hi for a, b in claimed.get(ptr, ())))
-        if not reuse:
-            dtype = work_dtype if v.is_floating_point() else v.dtype
-            if ref is None:
-                v = v.to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
-            else:
-                v = torch.empty_strided(ref.shape, ref.stride(), dtype=dtype).copy_(v)
-            ptr, lo, hi = _byte_range(v)
-        claimed.setdefault(ptr, []).append((lo, hi))
-        out[k] = v
-    return out
+def _skeleton(cls: type, cfg: Any, **kwargs: Any) -> Any:
+    """``cls(cfg)`` with every parameter on the meta device: nothing is allocated, and the
+    checkpoint's tensors are assigned as the parameters afterwards."""
+    device = cfg.device
+    cfg.device = "meta"
+    try:
+        return cls(cfg, **kwargs)
+    finally:
+        cfg.device = device
 
 
 def from_pretrained(
@@ -158,60 +126,147 @@ def from_pretrained(
     ``default_prepend_bos=None`` follows TransformerLens 3.9's rule (BOS prepended except for
     GPT-NeoX, Bloom, Qwen, Qwen2, Qwen3 and Phi; SmolLM2, a Llama, gets ``<|im_start|>``); pass
     ``default_prepend_bos=False`` for HF's own tokenisation.
-    Remaining keyword arguments go to transformers (hub ids only).
+
+    Several devices (see :mod:`lenswidget.loading.placement`): ``n_devices=k`` splits the
+    blocks over k GPUs; ``device_map="auto" | "balanced" | "sequential" | {module: device}``
+    with ``max_memory={0: "20GiB", "cpu": "64GiB"}`` places whole blocks with accelerate;
+    ``offload_folder`` holds the weights of modules mapped to ``"disk"``. ``device`` is then
+    the main device, where results come back.
+
+    Weights go straight into the target dtype on their device, one block at a time (see
+    :mod:`lenswidget.loading.materialize`). Remaining keyword arguments go to the hub client
+    (hub ids only: revision, cache_dir, token, ...).
     """
     for unsupported in ("checkpoint_index", "checkpoint_value"):
         if hf_kwargs.pop(unsupported, None) is not None:
             raise ConfigError(f"{unsupported} is not supported: load the checkpoint's directory "
                               "or hub revision instead (revision=...)")
-    if hf_kwargs.pop("n_devices", 1) != 1:
-        raise ConfigError("n_devices must be 1: lenswidget runs a model on one device")
+    n_devices = hf_kwargs.pop("n_devices", 1)
+    device_map = hf_kwargs.pop("device_map", None)
+    max_memory = hf_kwargs.pop("max_memory", None)
+    offload_folder = hf_kwargs.pop("offload_folder", None)
+    hf_kwargs.pop("low_cpu_mem_usage", None)  # HF's option; lenswidget always loads lean
     if default_padding_side not in ("left", "right", None):
         raise InvalidOptionError("default_padding_side", default_padding_side, ("left", "right"))
     target_dtype = _dtype(dtype, hf_kwargs)
     src = resolve_source(model_name, hf_model=hf_model, tokenizer=tokenizer, **hf_kwargs)
-    family = family_for(src.hf_config)
+    family = family_for(src.config_summary())
     config_cls = getattr(cls, "config_class", None)
     if config_cls is None:
         from lenswidget.config import HookedTransformerConfig as config_cls
-    cfg = build_config(config_cls, src.hf_config, family.config_from_hf(src.hf_config),
+    own_dir = src.directory is not None and processed_cache.is_cache_owned(src.directory)
+    if own_dir and src.config_dict is not None:
+        fields = config_cache.config_fields(src.directory, lambda: family.config_from_hf(src.hf_config))
+        arch_source = src.config_summary()
+    else:
+        fields = family.config_from_hf(src.hf_config)
+        arch_source = src.hf_config
+    cfg = build_config(config_cls, arch_source, fields,
                        name=src.name, tokenizer=src.tokenizer,
                        tokenizer_name=src.tokenizer_name if src.tokenizer is not None else None,
                        dtype=target_dtype, device=device, first_n_layers=first_n_layers,
                        default_prepend_bos=default_prepend_bos,
                        architecture=type(hf_model).__name__ if hf_model is not None
                        else family.ARCHITECTURES[0])
-    # Build the model first (parameters are allocated, not initialised) to learn its parameter
-    # layout; weights are then used in place (memory-mapped) or copied once into that layout,
-    # processed in place, and assigned as the parameters.
-    model = cls(cfg, tokenizer=src.tokenizer, move_to_device=move_to_device,
-                default_padding_side=default_padding_side)
+    model = _skeleton(cls, cfg, tokenizer=src.tokenizer, move_to_device=move_to_device,
+                      default_padding_side=default_padding_side)
+    placed = placement.plan_placement(model, device_map=device_map, n_devices=n_devices,
+                                      max_memory=max_memory, dtype=target_dtype, device=device,
+                                      offload_folder=offload_folder)
+    if placed is not None and not placed.is_split:  # one device after all (as HF does)
+        cfg.device, placed = str(next(iter(placed.devices.values()))), None
+    if placed is not None:
+        placement.check_available(placed)
+        cfg.device = placed.main
+    home = torch.device(cfg.device) if move_to_device or placed is not None else torch.device("cpu")
     layout = model.state_dict()
     flags = dict(fold_ln=fold_ln, center_writing_weights=center_writing_weights,
                  center_unembed=center_unembed, fold_value_biases=fold_value_biases,
                  refactor_factored_attn_matrices=refactor_factored_attn_matrices)
-    # Processed weights of models in lenswidget's own cache are cached too (see processed_cache).
-    use_cache = (any(flags.values()) and src.directory is not None
-                 and processed_cache.is_cache_owned(src.directory))
     # processing runs in float32 (float64 if that was asked for), whatever the final dtype
     work = torch.float64 if target_dtype == torch.float64 else torch.float32
+    sink = _Sink(placed, home)
+    # Processed weights of models in lenswidget's own cache are cached too (see processed_cache).
+    use_cache = any(flags.values()) and own_dir
     key = (processed_cache.cache_key(src.directory, dict(flags, float64=work == torch.float64), layout)
            if use_cache else "")
     cached = processed_cache.load(src.directory, key) if use_cache else None
     if cached is not None:
-        sd, norm_type = cached
+        sd, norm_type, ckpt = cached
+        weights, run_flags, owned, writer = sd, dict.fromkeys(flags, False), True, None
     else:
-        sd = convert_weights(family, src.state_dict, cfg, layout, owned=src.owned, work_dtype=work)
-        sd, norm_type = processing.process_state_dict(sd, cfg, **flags, inplace=True)
-        if use_cache:
-            processed_cache.save(src.directory, key, sd, norm_type)
+        ckpt = src.state_dict if isinstance(src.state_dict, SafetensorsCheckpoint) else None
+        weights = dict(family.convert_state_dict(src.state_dict, cfg))
+        run_flags, owned = flags, src.owned
+        norm_type = folded_norm_type(cfg, flags)
+        writer = processed_cache.Writer(src.directory, key, list(layout)) if use_cache else None
+    # Views of the checkpoint become parameters (processed in place) when they can stay as they
+    # are (CPU, processing dtype == target dtype); otherwise everything is copied, block by
+    # block, and the checkpoint pages already copied are released.
+    zero_copy = owned and placed is None and home.type == "cpu" and target_dtype == work
+    try:
+        materialize(weights, cfg, layout, flags=run_flags, work_dtype=work, target_dtype=target_dtype,
+                    work_device=sink.work_device, deliver=sink.deliver, zero_copy=zero_copy,
+                    release=ckpt.release if ckpt is not None and not zero_copy else None,
+                    record=writer.write if writer is not None else None)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.finish(norm_type)
     if norm_type != cfg.normalization_type:
         cfg.normalization_type = norm_type
         model._rebuild_norms()
-    device = model.embed.W_E.device
-    sd = {k: v.to(device=device, dtype=target_dtype) if v.is_floating_point() else v.to(device)
-          for k, v in sd.items()}
-    processing.load_state_dict_strict(model, sd, assign=True)
+    sink.load_into(model)
     model.eval()
-    print(f"Loaded pretrained model {src.name} into HookedTransformer")
+    print(f"Loaded pretrained model {src.name} into HookedTransformer"
+          + (f" ({placed.describe()})" if placed is not None else ""))
     return model
+
+
+class _Sink:
+    """Where each final tensor goes: onto its unit's device, or into the offload folder."""
+
+    def __init__(self, placed: placement.Placement | None, home: torch.device):
+        self.placed, self.home = placed, home
+        self.params: dict[str, torch.Tensor] = {}
+        self.disk_index: dict = {}
+
+    def work_device(self, group: str) -> torch.device:
+        if self.placed is None:
+            return self.home
+        unit = group or "unembed"
+        dev = self.placed.weight_device(unit) if unit in self.placed.devices else torch.device(self.placed.main)
+        return dev if dev.type != "cpu" else torch.device("cpu")
+
+    def deliver(self, name: str, t: torch.Tensor) -> None:
+        if self.placed is None:
+            self.params[name] = t if t.device == self.home else t.to(self.home)
+            return
+        unit = placement.unit_of(name)
+        if self.placed.devices.get(unit) == "disk":
+            placement.offload_to_disk(self.placed, name, t, self.disk_index)
+            return
+        dev = self.placed.weight_device(unit) if unit in self.placed.devices else torch.device(self.placed.main)
+        self.params[name] = t if t.device == dev else t.to(dev)
+
+    def load_into(self, model: Any) -> None:
+        if self.disk_index:
+            from accelerate.utils import save_offload_index
+
+            save_offload_index(self.disk_index, self.placed.offload_folder)
+            for name, info in self.disk_index.items():
+                self.params[name] = placement.map_offloaded(self.placed, name, info)
+        missing, unexpected = model.load_state_dict(self.params, strict=False, assign=True)
+        params = dict(model.named_parameters())
+        missing = [k for k in missing if k in params]
+        unexpected = [k for k in unexpected if k not in params]
+        if missing or unexpected:
+            raise ConfigError(
+                "state dict does not match the model: "
+                + (f"missing parameters {missing[:8]}" if missing else "")
+                + ("; " if missing and unexpected else "")
+                + (f"unexpected keys {list(unexpected)[:8]}" if unexpected else ""))
+        if self.placed is not None:
+            placement.dispatch(model, self.placed)

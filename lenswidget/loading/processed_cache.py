@@ -3,7 +3,8 @@
 Folding and centring touch most weights, which costs more than loading them. For directories
 lenswidget itself created (GGUF conversions, e.g. the default model), the processed float32
 state dict is saved once per (processing flags, model layout) as ``processed-<key>.safetensors``
-and later memory-mapped copy-on-write, so a processed reload is as cheap as a raw one.
+(written tensor by tensor while the model loads) and later memory-mapped copy-on-write, so a
+processed reload is as cheap as a raw one.
 
 Each tensor is stored as its contiguous underlying storage plus the permutation that restores
 the parameter's shape, so the model's memory layout survives the round trip.
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import (SafetensorsCheckpoint, StreamingWriter, inverse_order, read_metadata,
+                         storage_order)
 from .disk_cache import cache_root
 
 logger = logging.getLogger("lenswidget.loading")
@@ -53,31 +56,59 @@ def cache_key(directory: Path, flags: dict[str, bool], layout: dict[str, torch.T
     return hashlib.sha256(json.dumps(desc).encode()).hexdigest()[:16]
 
 
-def _storage_order(t: torch.Tensor) -> list[int]:
-    """Dimension order in which ``t``'s memory is contiguous (outermost first)."""
-    return sorted(range(t.dim()), key=lambda d: (-t.stride(d) if t.shape[d] > 1 else 0, d))
+class Writer:
+    """Writes ``processed-<key>.safetensors`` tensor by tensor, atomically (see :meth:`finish`)."""
+
+    def __init__(self, directory: Path, key: str, names: list[str]):
+        self.target = Path(directory) / f"processed-{key}.safetensors"
+        tmp = self.target.with_name(f".{self.target.name}.tmp-{os.getpid()}")
+        reserve = 1024 + sum(2 * len(n) + 160 for n in names)
+        self._orders: dict[str, list[int]] = {}
+        self._failed = False
+        try:
+            self._out = StreamingWriter(tmp, reserve)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        logger.warning("lenswidget: could not cache processed weights in %s (%s)", self.target.parent, exc)
+        self._failed = True
+        out = getattr(self, "_out", None)
+        if out is not None:
+            out.abort()
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        if self._failed:
+            return
+        order = storage_order(tensor)
+        try:
+            self._out.write(name, tensor.permute(order))
+        except OSError as exc:
+            self._fail(exc)
+        self._orders[name] = order
+
+    def finish(self, norm_type: str | None) -> None:
+        if self._failed:
+            return
+        try:
+            self._out.finish({"orders": json.dumps(self._orders), "normalization_type": json.dumps(norm_type)})
+            os.replace(self._out.path, self.target)
+            _evict(self.target.parent)
+        except OSError as exc:
+            self._fail(exc)
+
+    def abort(self) -> None:
+        if not self._failed:
+            self._out.abort()
+            self._failed = True
 
 
 def save(directory: Path, key: str, state_dict: dict[str, torch.Tensor], norm_type: str | None) -> None:
     """Write ``processed-<key>.safetensors`` atomically; failures only log a warning."""
-    from safetensors.torch import save_file
-
-    target = Path(directory) / f"processed-{key}.safetensors"
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tensors, orders = {}, {}
+    writer = Writer(directory, key, list(state_dict))
     for k, v in state_dict.items():
-        order = _storage_order(v)
-        stored = v.permute(order)
-        tensors[k] = stored if stored.is_contiguous() else stored.contiguous()
-        orders[k] = order
-    try:
-        save_file(tensors, str(tmp), metadata={"orders": json.dumps(orders),
-                                                "normalization_type": json.dumps(norm_type)})
-        os.replace(tmp, target)
-        _evict(Path(directory))
-    except OSError as exc:
-        logger.warning("lenswidget: could not cache processed weights in %s (%s)", directory, exc)
-        tmp.unlink(missing_ok=True)
+        writer.write(k, v)
+    writer.finish(norm_type)
 
 
 def _evict(directory: Path) -> None:
@@ -88,31 +119,20 @@ def _evict(directory: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def load(directory: Path, key: str) -> tuple[dict[str, torch.Tensor], str | None] | None:
-    """The processed state dict (memory-mapped, copy-on-write) and its normalization type."""
-    from .sources import MmapCheckpoint
-
+def load(directory: Path, key: str) -> tuple[dict[str, torch.Tensor], str | None, SafetensorsCheckpoint] | None:
+    """The processed state dict (memory-mapped views, copy-on-write), its normalization type and
+    the checkpoint they are views of (for :meth:`SafetensorsCheckpoint.release`)."""
     path = Path(directory) / f"processed-{key}.safetensors"
     if not path.is_file():
         return None
     try:
-        with open(path, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            if not 0 < n <= path.stat().st_size - 8:
-                raise ValueError("not a safetensors file")
-            meta = json.loads(fh.read(n)).get("__metadata__", {})
+        meta = read_metadata(path)
         orders = json.loads(meta["orders"])
         norm_type = json.loads(meta["normalization_type"])
-        ckpt = MmapCheckpoint([path])
+        ckpt = SafetensorsCheckpoint([path])
         os.utime(path)  # mark as recently used
-        out = {}
-        for k in ckpt:
-            inverse = [0] * len(orders[k])
-            for pos, dim in enumerate(orders[k]):
-                inverse[dim] = pos
-            out[k] = ckpt[k].permute(inverse)
-        return out, norm_type
+        out = {k: ckpt[k].permute(inverse_order(orders[k])) for k in ckpt}
+        return out, norm_type, ckpt
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         logger.warning("lenswidget: ignoring unreadable processed-weight cache %s (%s)", path, exc)
         return None
-

@@ -1,8 +1,10 @@
 """Where a model's HF config, weights and tokenizer come from.
 
 ``resolve_source`` accepts the built-in default name, a local HF directory, a ``.gguf`` file,
-an in-memory HF model, or a hub id (handed to transformers; offline it fails fast with
-:class:`~lenswidget.errors.ModelNotAvailableError`).
+an in-memory HF model, or a hub id (its files are fetched with huggingface_hub, or found in the
+local HF cache, and read like a local directory; offline it fails fast with
+:class:`~lenswidget.errors.ModelNotAvailableError`). transformers is imported only when
+needed: for an HF config object, a tokenizer, or an in-memory model.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import torch
 
 from lenswidget.errors import ModelNotAvailableError
 
+from .checkpoint import SafetensorsCheckpoint
 from .default_model import DEFAULT_MODEL, default_model_dir, is_default_model
 from .gguf import gguf_dir
 
@@ -33,64 +36,43 @@ _TL_ALIASES = {"gpt2-small": "gpt2", "gpt2-medium": "gpt2-medium", "gpt2-large":
 _PYTHIA = re.compile(r"^pythia-[0-9.]+[mb](-deduped)?$")
 
 
-@dataclass
 class Source:
     """Everything a converter needs: the HF config, a (lazy) HF state dict and a tokenizer.
 
     ``owned``: the state dict's tensors are private copy-on-write mappings nobody else holds, so
     they may become parameters (and be processed in place) without copying. ``directory``: the
-    HF directory the weights came from, if any.
+    HF directory the weights came from, if any. ``hf_config`` is built on first use (it imports
+    transformers); ``config_dict`` is the raw ``config.json`` of a directory.
     """
 
-    name: str
-    hf_config: Any
-    state_dict: Mapping[str, torch.Tensor]
-    tokenizer: Any | None
-    tokenizer_name: str | None
-    owned: bool = False
-    directory: Path | None = None
+    def __init__(self, name: str, hf_config: Any, state_dict: Mapping[str, torch.Tensor],
+                 tokenizer: Any | None, tokenizer_name: str | None, owned: bool = False,
+                 directory: Path | None = None, config_loader: Callable[[], Any] | None = None,
+                 config_dict: dict | None = None):
+        self.name, self.state_dict, self.tokenizer = name, state_dict, tokenizer
+        self.tokenizer_name, self.owned, self.directory = tokenizer_name, owned, directory
+        self._hf_config, self._config_loader, self.config_dict = hf_config, config_loader, config_dict
+
+    @property
+    def hf_config(self) -> Any:
+        if self._hf_config is None and self._config_loader is not None:
+            self._hf_config = self._config_loader()
+        return self._hf_config
+
+    @hf_config.setter
+    def hf_config(self, value: Any) -> None:
+        self._hf_config = value
+
+    def config_summary(self) -> Any:
+        """``model_type`` and ``architectures`` without building the HF config when possible."""
+        if self._hf_config is None and self.config_dict is not None:
+            return SimpleNamespace(model_type=self.config_dict.get("model_type"),
+                                   architectures=self.config_dict.get("architectures"))
+        return self.hf_config
 
 
-_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
-              "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16,
-              "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
-
-
-class MmapCheckpoint(Mapping):
-    """Read-only mapping over safetensors shards, each memory-mapped copy-on-write.
-
-    Tensors are views of a private mapping (``torch.from_file(shared=False)``): nothing is read
-    until used, writing to them never touches the file, and they can become parameters
-    without a copy.
-    """
-
-    def __init__(self, files: list[Path]):
-        self._where: dict[str, tuple[torch.Tensor, int, int, torch.dtype, list[int]]] = {}
-        for f in files:
-            size = f.stat().st_size
-            buf = torch.from_file(str(f), shared=False, size=size, dtype=torch.uint8)
-            n = int.from_bytes(bytes(buf[:8].numpy()), "little")
-            header = json.loads(bytes(buf[8:8 + n].numpy()))
-            header.pop("__metadata__", None)
-            base = 8 + n
-            for key, info in header.items():
-                start, end = info["data_offsets"]
-                self._where[key] = (buf, base + start, base + end, _ST_DTYPES[info["dtype"]],
-                                    info["shape"])
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        buf, start, end, dtype, shape = self._where[key]
-        raw = buf[start:end]
-        try:
-            return raw.view(dtype).reshape(shape)
-        except RuntimeError:  # misaligned data (old writers): copy instead
-            return raw.clone().view(dtype).reshape(shape)
-
-    def __iter__(self):
-        return iter(self._where)
-
-    def __len__(self) -> int:
-        return len(self._where)
+#: Kept for code that imported the old name.
+MmapCheckpoint = SafetensorsCheckpoint
 
 
 def _offline_alternatives() -> str:
@@ -110,7 +92,7 @@ def _weights_of(directory: Path) -> Mapping[str, torch.Tensor]:
         else:
             continue
         if single.endswith(".safetensors"):
-            return MmapCheckpoint(files)
+            return SafetensorsCheckpoint(files)
         sd: dict[str, torch.Tensor] = {}
         for f in files:
             sd.update(torch.load(f, map_location="cpu", weights_only=True, mmap=True))
@@ -139,18 +121,49 @@ def _tokenizer_from(where: str | Path, **kwargs: Any) -> Any | None:
         return None
 
 
-def _from_directory(directory: Path, name: str, tokenizer: Any | None,
-                    hf_model: Any | None = None) -> Source:
-    from transformers import AutoConfig
+def _own_tokenizer(directory: Path) -> Any | None:
+    """The tokenizer of a directory lenswidget wrote itself, loaded with the class it was saved
+    as (AutoTokenizer would first import the model's HF config class, which is slow)."""
+    try:
+        saved = json.loads((directory / "tokenizer_config.json").read_text()).get("tokenizer_class")
+    except (OSError, ValueError):
+        return None
+    if saved != "TokenizersBackend" or not (directory / "tokenizer.json").is_file():
+        return None
+    import transformers
 
-    if not (directory / "config.json").is_file():
+    cls = getattr(transformers, saved, None)
+    return None if cls is None else cls.from_pretrained(directory)
+
+
+def _from_directory(directory: Path, name: str, tokenizer: Any | None,
+                    hf_model: Any | None = None, config_kwargs: dict | None = None) -> Source:
+    from .processed_cache import is_cache_owned
+
+    config_file = directory / "config.json"
+    if not config_file.is_file():
         raise ModelNotAvailableError(f"{directory} is not an HF model directory: it has no config.json")
-    hf_config = hf_model.config if hf_model is not None else AutoConfig.from_pretrained(directory)
-    sd = hf_model.state_dict() if hf_model is not None else _weights_of(directory)
+    if hf_model is not None:
+        sd, hf_config, raw = hf_model.state_dict(), hf_model.config, None
+    else:
+        sd, hf_config = _weights_of(directory), None
+        try:
+            raw = json.loads(config_file.read_text())
+        except ValueError as exc:
+            raise ModelNotAvailableError(f"{config_file} is not valid JSON ({exc})") from None
+
+    def load_config() -> Any:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(directory, **(config_kwargs or {}))
+
     if tokenizer is None and any((directory / f).is_file() for f in _TOKENIZER_FILES):
-        tokenizer = _tokenizer_from(directory)
+        own = is_cache_owned(directory)
+        tokenizer = ((_own_tokenizer(directory) if own else None)
+                     or _tokenizer_from(directory, **(config_kwargs or {})))
     return Source(name, hf_config, sd, tokenizer, str(directory), owned=hf_model is None,
-                  directory=directory if hf_model is None else None)
+                  directory=directory if hf_model is None else None, config_loader=load_config,
+                  config_dict=raw)
 
 
 def hub_offline() -> bool:
@@ -176,8 +189,17 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+#: Files fetched for a hub model: config, safetensors weights, tokenizer.
+_HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
+_HUB_KWARGS = ("revision", "cache_dir", "token", "force_download")
+
+
 def _from_hub(name: str, tokenizer: Any | None, hf_kwargs: dict) -> Source:
-    from transformers import AutoConfig, AutoModelForCausalLM
+    """A hub model: its files are fetched (or found in the local HF cache) and read like a local
+    directory, so no HF model (and no float32 copy of it) is ever built."""
+    from huggingface_hub import snapshot_download
+
+    from lenswidget.errors import ConfigError
 
     name = _TL_ALIASES.get(name, f"EleutherAI/{name}" if _PYTHIA.match(name) else name)
     kwargs = dict(hf_kwargs)
@@ -186,24 +208,28 @@ def _from_hub(name: str, tokenizer: Any | None, hf_kwargs: dict) -> Source:
     why = ("offline mode is on (HF_HUB_OFFLINE)" if hub_offline() else "local_files_only=True") if local else ""
     if not local and not hub_reachable():
         local, why = True, "the hub is unreachable (offline?)"
-    try:
-        hf_config = AutoConfig.from_pretrained(name, local_files_only=local, **kwargs)
-    except OSError as exc:
-        reason = f"{why} and it is not in the local HF cache" if local else str(exc)
-        raise ModelNotAvailableError(
-            f"cannot load {name!r} from the Hugging Face hub: {reason}. {_offline_alternatives()}"
-        ) from None
-    load_kwargs = dict(kwargs, local_files_only=local)
-    try:
-        hf_model = AutoModelForCausalLM.from_pretrained(name, **{"dtype": torch.float32, **load_kwargs})
-    except OSError as exc:
-        raise ModelNotAvailableError(f"cannot load the weights of {name!r} ({exc}). "
-                                     f"{_offline_alternatives()}") from None
-    if tokenizer is None:
-        tokenizer = _tokenizer_from(name, **{k: v for k, v in load_kwargs.items()
-                                             if k in ("revision", "cache_dir", "token",
-                                                      "trust_remote_code", "local_files_only")})
-    return Source(name, hf_config, hf_model.state_dict(), tokenizer, name)
+    hub = {k: kwargs.pop(k) for k in _HUB_KWARGS if k in kwargs}
+    config_kwargs = {k: kwargs.pop(k) for k in ("trust_remote_code",) if k in kwargs}
+    if kwargs:
+        raise ConfigError(f"unsupported keyword argument(s) {sorted(kwargs)} for hub model {name!r}; "
+                          f"lenswidget reads the checkpoint itself and accepts "
+                          f"{', '.join(_HUB_KWARGS + ('trust_remote_code', 'local_files_only'))}")
+
+    def fetch(patterns: list[str]) -> Path:
+        try:
+            return Path(snapshot_download(name, allow_patterns=patterns, local_files_only=local, **hub))
+        except Exception as exc:  # the hub client raises many kinds; all mean "not available"
+            reason = f"{why} and it is not in the local HF cache" if local else f"{type(exc).__name__}: {exc}"
+            raise ModelNotAvailableError(
+                f"cannot load {name!r} from the Hugging Face hub: {reason}. {_offline_alternatives()}"
+            ) from None
+
+    directory = fetch(_HUB_FILES)
+    if not any(directory.glob("*.safetensors")):  # older repos: PyTorch .bin weights only
+        directory = fetch(["*.bin", "*.bin.index.json"])
+    src = _from_directory(directory, name, tokenizer, config_kwargs=config_kwargs)
+    src.tokenizer_name = name
+    return src
 
 
 def _looks_like_path(name: str) -> bool:

@@ -31,6 +31,8 @@ def unsupported_reason(model) -> Optional[str]:
         return "shortformer positional embeddings"
     if getattr(cfg, "num_experts", None):
         return "mixture-of-experts MLPs"
+    if "_placement" in model.__dict__:
+        return "the model is placed over several devices (device_map); its forward moves the residual stream"
     for name, mod in model.named_modules():
         if mod._forward_hooks or mod._forward_pre_hooks:
             return f"the model has hooks attached ({name or 'model'}); they must run, so the hook-based path is used"
