@@ -213,33 +213,39 @@ _PEAK = """
 import gc, json, sys, torch
 from lenswidget import HookedTransformer
 HookedTransformer.from_pretrained({tiny!r}, device="cpu", dtype=torch.bfloat16)  # imports, warm-up
-gc.collect()
-with open("/proc/self/clear_refs", "w") as fh:
-    fh.write("5")  # reset the peak resident set size (VmHWM)
-base = int(open("/proc/self/statm").read().split()[1]) * 4096
-m = HookedTransformer.from_pretrained({path!r}, device="cpu", dtype=torch.bfloat16)
-hwm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
-print(json.dumps({{"base": base, "hwm": hwm, "weights": sum(p.numel() * p.element_size() for p in m.parameters())}}))
+out = []
+for path in {paths!r}:
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset the peak resident set size (VmHWM)
+    base = int(open("/proc/self/statm").read().split()[1]) * 4096
+    m = HookedTransformer.from_pretrained(path, device="cpu", dtype=torch.bfloat16)
+    hwm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+    out.append({{"base": base, "hwm": hwm, "weights": sum(p.numel() * p.element_size() for p in m.parameters())}})
+    del m
+print(json.dumps(out))
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
-@pytest.mark.parametrize("saved", [torch.bfloat16, torch.float32])
-def test_load_peak_memory_stays_near_the_target_dtype_size(tmp_path, saved):
-    """A 40M-parameter model loaded as bf16 (from a bf16 or float32 checkpoint, processed)
-    peaks well below two copies of its bf16 weights (a float32 copy alone would be two)."""
+def test_load_peak_memory_stays_near_the_target_dtype_size(tmp_path):
+    """A 52M-parameter model loaded as bf16 (from a bf16 and from a float32 checkpoint, with
+    processing) peaks well below two copies of its bf16 weights (a float32 copy alone is two)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(hidden_size=512, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=8,
                       num_key_value_heads=4, vocab_size=32000, tie_word_embeddings=False)
     torch.manual_seed(0)
-    LlamaForCausalLM(cfg).to(saved).save_pretrained(tmp_path / "big")
+    hf = LlamaForCausalLM(cfg)
+    hf.save_pretrained(tmp_path / "f32")
+    hf.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    del hf
     make_tiny_hf("llama").save_pretrained(tmp_path / "tiny")
-    code = _PEAK.format(tiny=str(tmp_path / "tiny"), path=str(tmp_path / "big"))
+    code = _PEAK.format(tiny=str(tmp_path / "tiny"), paths=[str(tmp_path / "bf16"), str(tmp_path / "f32")])
     r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)},
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    m = json.loads(r.stdout.strip().splitlines()[-1])
-    extra = m["hwm"] - m["base"]
-    assert m["weights"] > 70 << 20
-    assert extra <= 1.5 * m["weights"] + (48 << 20), (extra / m["weights"], m)
+    for m in json.loads(r.stdout.strip().splitlines()[-1]):
+        extra = m["hwm"] - m["base"]
+        assert m["weights"] > 90 << 20
+        assert extra <= 1.5 * m["weights"] + (48 << 20), (extra / m["weights"], m)
