@@ -169,8 +169,9 @@ def test_split_forward_and_cache_equal_the_whole_model(pair):
         assert same(mid, whole(toks, stop_at_layer=2))
         assert same(split(mid, start_at_layer=2), whole(mid, start_at_layer=2))
         # the cache device is the caller's choice (meta: no data, but every tensor moved there)
-        _, on_meta = split.run_with_cache(toks, device="meta", names_filter=lambda n: "resid" in n)
-        assert on_meta and all(v.device.type == "meta" for v in on_meta.values())
+        for kw in ({"device": "meta"}, {"cache_device": "meta"}):
+            _, on_meta = split.run_with_cache(toks, names_filter=lambda n: "resid" in n, **kw)
+            assert len(on_meta) == 3 * N_LAYERS and all(v.device.type == "meta" for v in on_meta.values())
 
 
 def test_split_hooks_equal_the_whole_model_and_are_removed(pair):
