@@ -46,3 +46,8 @@ fi
 
 step "default model: SmolLM2-135M-Instruct float32 cache"
 "$VENV/bin/python" -m lenswidget.loading.default_model --prepare
+
+# A small TopK SAE on SmolLM2's blocks.12.hook_resid_post, trained once on the shipped corpus
+# (lenswidget/data/corpus.txt) and cached like the model (~2 CPU minutes the first time).
+step "default SAE: SmolLM2 blocks.12.hook_resid_post, TopK d_sae 2048"
+"$VENV/bin/python" -m lenswidget.sae.default --prepare

@@ -264,3 +264,13 @@ def test_hook_z_sae(model):
     assert cache["blocks.1.attn.hook_z.hook_sae_acts_post"].shape == (1, TOKENS.shape[1], 64)
     assert cache["blocks.1.attn.hook_z.hook_sae_output"].shape == cache["blocks.1.attn.hook_z.hook_sae_input"].shape[:-1] + (cfg.n_heads, cfg.d_head)
     torch.testing.assert_close(logits, base, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", ["config", "sae", "files", "train", "corpus"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"lenswidget.sae.{module}")
+    result = doctest.testmod(mod, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result

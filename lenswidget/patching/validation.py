@@ -46,6 +46,8 @@ def hook_name(model, activation_name: str, layer: int) -> str:
     """``get_act_name(activation_name, layer)``, checked against the model's hook points."""
     if not isinstance(activation_name, str):
         raise InvalidOptionError("activation_name type", type(activation_name).__name__, ["str"])
+    if "." in activation_name and activation_name in model.hook_dict:  # a full hook name (e.g. an SAE's)
+        return activation_name
     try:
         name = get_act_name(activation_name, layer)
     except Exception:
