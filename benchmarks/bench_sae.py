@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/bench_sae.py --quick    # fewer repetitions
 
 SAE: the default SAE (TopK, d_sae 2048, ``blocks.12.hook_resid_post``; trained by setup), or
-``--random`` a random SAE of the same shape. Prompts: 8 corpus-style sentences, padded to one
-length (``--batch``, ``--pos``).
+``--random`` a random SAE of the same shape. Prompts: 8 of 33 tokens, "... the capital of
+{country} is", corrupted = the country of its pair (France/Japan, Italy/Spain, ...); metric =
+mean logit difference between the two capitals.
 
 1. **Overhead of ``run_with_cache_with_saes``** (error term on) over a plain ``run_with_cache``
    of the same prompts, both caching every hook point (median and p90 over ``--reps``). When the
@@ -38,10 +39,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CLEAN = ["The capital of France is", "The capital of Japan is", "The capital of Italy is", "The capital of Spain is",
-         "The capital of Egypt is", "The capital of Greece is", "The capital of Peru is", "The capital of Kenya is"]
-CORRUPT = ["The capital of Japan is", "The capital of France is", "The capital of Spain is", "The capital of Italy is",
-           "The capital of Greece is", "The capital of Egypt is", "The capital of Kenya is", "The capital of Peru is"]
+_CONTEXT = ("In our geography lesson this morning the teacher asked the class a few easy questions about the world, "
+            "and everybody knew that the capital of {} is")
+_PAIRS = ["France", "Japan", "Italy", "Spain", "Egypt", "Greece", "Peru", "Kenya"]
+CLEAN = [_CONTEXT.format(c) for c in _PAIRS]
+CORRUPT = [_CONTEXT.format(_PAIRS[i ^ 1]) for i in range(len(_PAIRS))]  # each pair swapped
 ANSWERS = [" Paris", " Tokyo", " Rome", " Madrid", " Cairo", " Athens", " Lima", " Nairobi"]
 
 

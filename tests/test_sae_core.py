@@ -274,3 +274,30 @@ def test_docstring_examples(module):
     mod = importlib.import_module(f"lenswidget.sae.{module}")
     result = doctest.testmod(mod, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_feature_activations_in_batches_match_the_cache(model):
+    from lenswidget.sae import feature_activations
+    from tests.models import tiny_tokenizer
+
+    tok_model = HookedSAETransformer(tiny_cfg("llama"), tokenizer=tiny_tokenizer()).eval()
+    sae = make_sae(hook="blocks.1.hook_resid_pre")
+    texts = ["The cat sat on the mat.", "Hello world", "The capital of France is Paris. The dog sat on the log."]
+    seen = []
+    got = feature_activations(tok_model, sae, texts, batch_size=2, on_progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(2, 3), (3, 3)]
+    for text, acts in zip(texts, got):
+        with torch.no_grad():
+            _, cache = tok_model.run_with_cache_with_saes(text, saes=[sae])
+        torch.testing.assert_close(acts, cache["blocks.1.hook_resid_pre.hook_sae_acts_post"][0], rtol=1e-5, atol=1e-5)
+    some = feature_activations(tok_model, sae, texts, features=[3, 10])
+    torch.testing.assert_close(some[2], got[2][:, [3, 10]])
+
+
+def test_attribution_needs_a_hooked_sae_transformer():
+    from lenswidget import HookedTransformer
+    from lenswidget.sae import direct_feature_attribution
+
+    plain = HookedTransformer(tiny_cfg("llama")).eval()
+    with pytest.raises(TypeError, match="HookedSAETransformer"):
+        direct_feature_attribution(plain, make_sae(), TOKENS, 5)

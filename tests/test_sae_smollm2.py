@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from lenswidget.sae import compare_feature_patching, direct_feature_attribution, feature_attribution_patch
-from lenswidget.sae.default import DEFAULT_HOOK, demo_features, feature_activations
+from lenswidget.sae import feature_activations
+from lenswidget.sae.default import DEFAULT_HOOK, demo_features
 
 pytestmark = [pytest.mark.smollm2, pytest.mark.slow]
 

@@ -30,6 +30,10 @@ _EXPORTS = {
     "load_default_sae": "lenswidget.sae.default",
     "default_sae_dir": "lenswidget.sae.default",
     "load_corpus": "lenswidget.sae.corpus",
+    "feature_activations": "lenswidget.sae.activations",
+    "demo_features": "lenswidget.sae.default",
+    "feature_grid": "lenswidget.sae.patching",
+    "FeatureAttributionPatch": "lenswidget.sae.patching",
 }
 
 __all__ = sorted(_EXPORTS)

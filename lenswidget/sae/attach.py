@@ -78,10 +78,12 @@ class SAEAttachment(nn.Module):
             out_point.add_module(name, getattr(self, name))
         if in_point is not out_point:
             self._handles.append(in_point.register_forward_hook(self._capture, prepend=False))
+        # runs after the hooks already on the point, before any added later
         self._handles.append(out_point.register_forward_hook(self._run, prepend=False))
-        # run before any hook added later, but after hooks that were already on the point
         self._out_point = out_point
-        out_point._move_bwd_wrappers_last()
+        move_last = getattr(out_point, "_move_bwd_wrappers_last", None)
+        if move_last is not None:  # backward-hook wrappers must see the SAE's output
+            move_last()
 
     def detach(self) -> None:
         """Remove the raw hooks and the child hook points (call model.setup() and sae.setup() after)."""

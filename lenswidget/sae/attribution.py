@@ -23,6 +23,7 @@ import torch
 
 from lenswidget.errors import InvalidOptionError, UnknownNameError
 
+from .transformer import resolve_sae
 from .writers import residual_writer
 
 __all__ = ["FeatureAttribution", "direct_feature_attribution", "feature_logit_effects", "logit_direction"]
@@ -106,7 +107,7 @@ def direct_feature_attribution(
     (from such a run, with ``ln_final.hook_scale``) is given. Use a processed (fold_ln) model so
     that ``W_U`` holds the final norm's weights.
     """
-    sae = model._as_sae(sae) if hasattr(model, "_as_sae") else sae
+    sae = resolve_sae(model, sae)
     if answer_tokens is None:
         raise InvalidOptionError("answer_tokens", None, ["a single-token string", "a token id", "a tensor of ids"])
     out = sae.cfg.hook_name_out

@@ -30,10 +30,11 @@ from typing import Dict, List, Optional
 
 import torch
 
+from .activations import feature_activations
 from .corpus import CORPUS_PATH, load_corpus
 
 __all__ = ["DEFAULT_HOOK", "default_sae_dir", "load_default_sae", "demo_features", "collect_activations",
-           "DEMO_PROBES", "feature_activations"]
+           "DEMO_PROBES"]
 
 MODEL = "SmolLM2-135M-Instruct"
 DEFAULT_HOOK = "blocks.12.hook_resid_post"
@@ -143,20 +144,6 @@ DEMO_PROBES: Dict[str, tuple] = {
         "The school year starts in September.", "We will see you next Tuesday.", "In December the days grow shorter.",
     ], ["Monday", "March", "July", "Friday", "September", "Tuesday", "December"]),
 }
-
-
-def feature_activations(model, sae, texts: List[str]) -> List[torch.Tensor]:
-    """The SAE's feature activations [pos, d_sae] on each text, from one batched forward pass that
-    stops after the SAE's block (activations do not depend on anything later)."""
-    lengths = [model.to_tokens(t).shape[1] for t in texts]
-    tokens = model.to_tokens(texts, padding_side="right")
-    hook = sae.cfg.hook_name
-    parts = hook.split(".")
-    stop = int(parts[1]) + 1 if parts[0] == "blocks" else None
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=stop)
-        acts = sae.encode(cache[hook], hooks=False).float()
-    return [acts[i, :n] for i, n in enumerate(lengths)]
 
 
 def demo_features(model, sae, probes: Optional[Dict[str, tuple]] = None) -> Dict[str, int]:

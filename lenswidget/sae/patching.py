@@ -30,6 +30,8 @@ import torch
 
 from lenswidget.errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError, UnknownNameError
 
+from .transformer import resolve_sae
+
 __all__ = ["patch_features", "feature_attribution_patch", "FeatureAttributionPatch", "compare_feature_patching",
            "feature_grid"]
 
@@ -102,7 +104,7 @@ def patch_features(
     from lenswidget.patching.engine import run_sweep
     from lenswidget.patching.validation import check_tokens
 
-    sae = model._as_sae(sae)
+    sae = resolve_sae(model, sae)
     tokens = check_tokens(corrupted_tokens)
     B, T = tokens.shape
     layer = _sae_layer(sae)
@@ -170,7 +172,7 @@ def feature_attribution_patch(
     """
     from lenswidget.patching.validation import check_tokens
 
-    sae = model._as_sae(sae)
+    sae = resolve_sae(model, sae)
     tokens = check_tokens(corrupted_tokens)
     out = sae.cfg.hook_name_out
     acts_name, err_name = f"{out}.hook_sae_acts_post", f"{out}.hook_sae_error"

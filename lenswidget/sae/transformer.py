@@ -33,7 +33,7 @@ from .sae import SAE
 from .saelens import from_saelens, is_saelens_sae
 from .widths import hook_device, hook_width
 
-__all__ = ["HookedSAETransformer"]
+__all__ = ["HookedSAETransformer", "resolve_sae"]
 
 _SPECIAL_TOKEN_ATTRS = ("bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id", "cls_token_id",
                         "decoder_start_token_id")
@@ -242,3 +242,11 @@ class HookedSAETransformer(HookedTransformer):
             for a in self._attached().values():
                 a.token_mask = None
                 a._captured = None
+
+
+def resolve_sae(model: Any, sae: Any) -> SAE:
+    """``sae`` as a lenswidget SAE for ``model``, which must be a :class:`HookedSAETransformer`."""
+    if not isinstance(model, HookedSAETransformer):
+        raise TypeError(f"SAE features need a HookedSAETransformer, got {type(model).__name__}; load the model with "
+                        "lenswidget.HookedSAETransformer.from_pretrained(...) (it is a HookedTransformer too)")
+    return model._as_sae(sae)
