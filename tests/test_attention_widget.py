@@ -190,20 +190,27 @@ def test_thumb_edges_and_pooling_keep_the_sink_and_thin_stripes():
         assert e[0] == 0 and e[1] == 1 and e[-1] == n and len(e) == 33
         widths = np.diff(e[1:])
         assert widths.max() - widths.min() <= 1 and widths.min() >= 1  # even split, no empty bin
-    x = torch.zeros(1, 100, 100)
+    x = np.zeros((1, 100, 100), dtype=np.float32)
     x[0, :, 0] = 0.5  # the sink column
-    x[0, torch.arange(100), torch.arange(100)] = 1.0  # a diagonal one token wide
+    x[0, np.arange(100), np.arange(100)] = 1.0  # a diagonal one token wide
     pooled = pool_max(x, thumb_edges(100, 32))
     assert pooled.shape == (1, 32, 32)
-    np.testing.assert_array_equal(np.diag(pooled[0].numpy()), np.ones(32))
+    np.testing.assert_array_equal(np.diag(pooled[0]), np.ones(32))
     # column 0 holds position 0 alone: the sink, not mixed with its neighbours
-    np.testing.assert_array_equal(pooled[0, 1:, 0].numpy(), np.full(31, 0.5))
+    np.testing.assert_array_equal(pooled[0, 1:, 0], np.full(31, 0.5))
+    # against a direct max over each block
+    rng = np.random.default_rng(0)
+    y = rng.random((2, 77, 77), dtype=np.float32)
+    e = thumb_edges(77, 10)
+    ref = np.array([[[y[h, e[r]:e[r + 1], e[c]:e[c + 1]].max() for c in range(10)] for r in range(10)] for h in range(2)])
+    np.testing.assert_array_equal(pool_max(y, e), ref)
 
 
 def test_float16_store_under_the_cap_keeps_every_layer(fake):
     w = attention(fake, "a b c d")
     assert w.patterns.dtype == np.float16 and w.patterns.shape == (3, 2, 5, 5)
     assert w.note == "" and w.kernel_bytes == w.patterns.nbytes + 3 * 2 * 5 * 5 * 4  # + float32 thumbs
+    assert w.last_run_ms > 0
     np.testing.assert_allclose(w.layer_patterns(2), causal_patterns(2, 5, seed=2), rtol=2**-11, atol=1e-7)
 
 
@@ -248,3 +255,14 @@ def test_view_options_are_browser_writable_and_validated(fake):
         attention(fake, "a", normalize="layer")
     with pytest.raises(OutOfRangeError):
         attention(fake, "a", gamma=0)
+
+
+def test_model_without_tokenizer_shows_ids_read_only():
+    models = pytest.importorskip("tests.models")
+    model = models.tiny_model("gpt2")  # no tokenizer
+    w = attention(model, torch.tensor([[5, 7, 9]]))
+    assert w.tokens == ["<5>", "<7>", "<9>"] and not w.editable and w.prompt == ""
+    w.set_state({"prompt": "hello"})
+    assert "cannot be set from the browser" in w.error and w.tokens == ["<5>", "<7>", "<9>"]
+    w.set_tokens(torch.tensor([1, 2]))
+    assert w.tokens == ["<1>", "<2>"] and w.pattern["shape"] == [4, 2, 2]

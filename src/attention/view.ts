@@ -49,6 +49,7 @@ export class AttentionView {
   private displayKey = "";
 
   constructor(private readonly model: WidgetModel, host: HTMLElement) {
+    const t0 = typeof performance === "undefined" ? 0 : performance.now();
     injectAttentionStyles();
     this.frame = new Frame(model, host, "attention");
     this.pattern = new PatternView(() => ({
@@ -75,6 +76,8 @@ export class AttentionView {
     this.loadThumbs();
     this.loadPattern();
     this.render({ layout: true, tokens: true });
+    // How long the first render took (decode + atlas + pattern), for the scale benchmark.
+    if (t0) this.frame.root.dataset.renderMs = (performance.now() - t0).toFixed(1);
   }
 
   // -- state ----------------------------------------------------------------------------

@@ -153,6 +153,83 @@ test.describe('attention inspector', () => {
       await expect.poll(() => kernelValue(page, 'w.head')).toBeNull();
     });
 
+    await test.step('the head atlas works from the keyboard', async () => {
+      const grid = root.locator('[role="grid"]');
+      await grid.focus();
+      await page.keyboard.press('ArrowRight');
+      const active = async () =>
+        grid.evaluate((g: Element) => {
+          const el = document.getElementById(g.getAttribute('aria-activedescendant') ?? '');
+          return el ? [el.getAttribute('data-layer'), el.getAttribute('data-head')] : null;
+        });
+      // the cursor starts on the selected layer (1), head 0; ArrowRight -> head 1
+      await expect.poll(active).toEqual(['1', '1']);
+      await expect(canvas).toHaveAttribute('data-mode', 'preview');
+      await page.keyboard.press('Enter');
+      await expect.poll(() => kernelValue(page, '[w.layer, w.head]')).toEqual([1, 1]);
+      await expect(
+        root.locator('[data-testid="lw-thumb"][data-layer="1"][data-head="1"]')
+      ).toHaveAttribute('aria-selected', 'true');
+      await grid.focus();
+      await page.keyboard.press('Escape');
+      await expect.poll(() => kernelValue(page, 'w.head')).toBeNull();
+      await grid.blur();
+      await expect(canvas).not.toHaveAttribute('data-mode', 'preview');
+    });
+
+    await test.step('view options recolour without a rerun; zoom keeps the hover mapping', async () => {
+      await waitIdle(root);
+      const before = await canvasPixels(canvas);
+      await root.getByTestId('lw-opt-hide-sink').check();
+      await expect.poll(() => kernelValue(page, 'w.hide_sink')).toBe(true);
+      await expect.poll(() => canvasPixels(canvas)).not.toBe(before);
+      await root.getByTestId('lw-opt-per-head').check();
+      await expect.poll(() => kernelValue(page, 'w.normalize')).toBe('head');
+      // the legend spans the head's own maximum (the sink left out)
+      const layer = Number(await canvas.getAttribute('data-layer'));
+      const head = Number(await canvas.getAttribute('data-head'));
+      const headMax = await kernelValue<number>(
+        page,
+        `float(w.patterns[w.layers.index(${layer}), w.heads.index(${head}), :, 1:].max())`
+      );
+      await expect
+        .poll(async () => Number(await root.getByTestId('lw-legend').getAttribute('data-max')))
+        .toBeCloseTo(headMax, 2);
+      await root.getByTestId('lw-opt-gamma').selectOption('0.5');
+      await expect.poll(() => kernelValue(page, 'w.gamma')).toBe(0.5);
+      await runCode(page, 'w.normalize, w.hide_sink, w.gamma = "global", False, 1.0');
+      await expect(root.getByTestId('lw-opt-per-head')).not.toBeChecked();
+      await expect.poll(() => canvasPixels(canvas)).toBe(before);
+
+      await root.getByTestId('lw-zoom-in').click();
+      await expect(canvas).toHaveAttribute('data-zoom', '2');
+      await canvas.hover({ position: { x: 5, y: 5 } });
+      await root.getByTestId('lw-zoom-in').click(); // still at the top-left corner: offsets 0
+      const g = await canvas.evaluate((c: Element) => ({
+        w: Number(c.getAttribute('data-cell-width')),
+        ox: Number(c.getAttribute('data-offset-x')),
+        oy: Number(c.getAttribute('data-offset-y'))
+      }));
+      const row = Math.floor((g.oy + 10) / g.w);
+      const col = Math.floor((g.ox + 10) / g.w);
+      await canvas.hover({ position: { x: (col + 0.5) * g.w - g.ox, y: (row + 0.5) * g.w - g.oy } });
+      await expect
+        .poll(async () => (await tooltipLines(tooltip))[1])
+        .toBe(`${visibleToken(tokens[row])}[${row}] → ${visibleToken(tokens[col])}[${col}]`);
+      await root.getByTestId('lw-zoom-fit').click();
+      await expect(canvas).toHaveAttribute('data-zoom', '1');
+      await page.mouse.move(0, 0);
+    });
+
+    await test.step('clicking a token pins its highlight (not hover-only)', async () => {
+      const tok = root.getByTestId('lw-token').nth(2);
+      await tok.click();
+      await page.mouse.move(0, 0);
+      await expect(canvas).toHaveAttribute('data-highlight', '2');
+      await tok.click();
+      await expect(canvas).toHaveAttribute('data-highlight', '');
+    });
+
     await test.step('the layer selector sets the kernel layer', async () => {
       await root.getByTestId('lw-layer-select').selectOption('2');
       await waitIdle(root);

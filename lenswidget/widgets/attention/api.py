@@ -60,7 +60,7 @@ def attention(model: Any = None, source: Any = None, layers: Sequence[int] | int
         store, prompt = runner.run_prompt(source, keep), source
     elif _is_int_tensor(source):
         store = runner.run_tokens(source, keep)
-        prompt = _text_of(model, store.tokens)
+        prompt = _text_of(model, store.tokens) if runner.tokenizes else ""
     elif source is not None and hasattr(source, "keys"):
         if str_tokens is None:
             raise ShapeMismatchError("attention(model, cache) needs str_tokens= (e.g. model.to_str_tokens(tokens[0]))")

@@ -10,6 +10,7 @@ the float32 patterns of at most one layer exist at a time.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -81,8 +82,8 @@ def from_tensor(patterns: Any, tokens: Sequence[str], layers: list[int] | None =
     def layer_of(i: int) -> torch.Tensor:
         return data[layers[i]].index_select(0, head_index)
 
-    finite = data[torch.isfinite(data)]
-    dtype = store_dtype(float(finite.abs().max()) if finite.numel() else 0.0)
+    lo, hi = torch.aminmax(data) if data.numel() else (torch.tensor(0.0), torch.tensor(0.0))
+    dtype = store_dtype(max(abs(float(lo)), abs(float(hi))))  # NaN / inf: rejected below, layer by layer
     return _collect(layer_of, len(layers), len(heads), list(tokens), opts or Options(32, 1 << 40), keep,
                     "slices it from the tensor", check=True, dtype=dtype)
 
@@ -114,6 +115,9 @@ class ModelRunner:
     def __init__(self, model: Any, layers: list[int], heads: list[int], max_tokens: int, opts: Options):
         self.model, self.layers, self.heads, self.max_tokens, self.opts = model, layers, heads, max_tokens, opts
         self._all_heads = heads == list(range(model.cfg.n_heads))
+        # Without a tokenizer the inspector still shows token ids (labelled "<id>"), read-only.
+        self.tokenizes = getattr(model, "tokenizer", None) is not None
+        self.last_ms = 0.0  # wall time of the last run (forward + recording), for benchmarks
 
     def run_prompt(self, prompt: str, keep: int) -> PatternStore:
         return self.run_tokens(self.model.to_tokens(prompt), keep)
@@ -126,12 +130,18 @@ class ModelRunner:
             raise TokenizationError(f"the prompt has {n} tokens; the inspector shows at most max_tokens={self.max_tokens}")
         if n == 0:
             raise TokenizationError("the prompt has no tokens")
-        str_tokens = [str(s) for s in self.model.to_str_tokens(tokens[0])]
+        t0 = time.perf_counter()
+        if self.tokenizes:
+            str_tokens = [str(s) for s in self.model.to_str_tokens(tokens[0])]
+        else:
+            str_tokens = [f"<{int(i)}>" for i in tokens[0]]
         builder = StoreBuilder(str_tokens, len(self.layers), len(self.heads), thumb_size=self.opts.thumb_size,
                                cap_bytes=self.opts.cap_bytes, keep=keep, loader=lambda i: self._one_layer(tokens, i),
                                loader_kind="reruns the model up to that layer")
         self._forward(tokens, {i: (lambda p, i=i: builder.add(i, p)) for i in range(len(self.layers))})
-        return builder.finish()
+        store = builder.finish()
+        self.last_ms = (time.perf_counter() - t0) * 1e3
+        return store
 
     def _one_layer(self, tokens: Any, index: int) -> torch.Tensor:
         got: list[torch.Tensor] = []

@@ -119,18 +119,18 @@ class StoreBuilder:
 
     def add(self, index: int, pattern: Any) -> None:
         """Layer ``index``'s ``[H, n, n]`` patterns (torch or numpy, any float dtype)."""
-        p = torch.as_tensor(pattern).detach()
+        p = as_numpy(pattern)
         n = len(self.tokens)
-        if p.dim() != 3 or p.shape[-1] != n or p.shape[-2] != n or p.shape[0] != self.thumbs.shape[1]:
+        if p.ndim != 3 or p.shape[-1] != n or p.shape[-2] != n or p.shape[0] != self.thumbs.shape[1]:
             raise ShapeMismatchError(f"attention of shape {list(p.shape)} does not match {self.thumbs.shape[1]} heads "
                                      f"and {n} tokens (expected [{self.thumbs.shape[1]}, {n}, {n}])")
-        if self.check and not bool(torch.isfinite(p).all()):
+        if self.check and not np.isfinite(p).all():
             raise ShapeMismatchError("attention patterns contain NaN or inf")
-        self.thumbs[index] = pool_max(p, self.edges).float().cpu().numpy()
+        self.thumbs[index] = pool_max(p, self.edges)
         if self.full is not None:
-            torch.from_numpy(self.full[index]).copy_(p)
+            np.copyto(self.full[index], p, casting="same_kind")
         elif index == self.keep:
-            self.current = _as_store_dtype(p, self.dtype)
+            self.current = p.astype(self.dtype)
         self.seen[index] = True
 
     def finish(self) -> PatternStore:
@@ -157,6 +157,15 @@ def store_dtype(max_abs: float) -> Any:
     return np.float16 if max_abs <= FLOAT16_MAX else np.float32
 
 
+def as_numpy(pattern: Any) -> np.ndarray:
+    """A float32 (or float16) numpy view/copy of a torch or numpy pattern."""
+    if isinstance(pattern, torch.Tensor):
+        p = pattern.detach().cpu()
+        if p.dtype not in (torch.float32, torch.float16):
+            p = p.float()  # bfloat16, float64
+        return p.numpy()
+    return np.asarray(pattern, dtype=np.float32) if np.asarray(pattern).dtype != np.float16 else np.asarray(pattern)
+
+
 def _as_store_dtype(pattern: Any, dtype: Any) -> np.ndarray:
-    p = torch.as_tensor(pattern).detach().cpu()
-    return p.to(torch.float16 if np.dtype(dtype) == np.float16 else torch.float32).contiguous().numpy()
+    return np.ascontiguousarray(as_numpy(pattern), dtype=dtype)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
+import numpy as np
 
 
 def thumb_edges(n: int, size: int) -> list[int]:
@@ -27,17 +27,21 @@ def thumb_edges(n: int, size: int) -> list[int]:
     return edges
 
 
-def pool_max(patterns: Any, edges: list[int]) -> torch.Tensor:
-    """Max over the bins ``edges`` (from :func:`thumb_edges`) of the last two axes."""
-    x = torch.as_tensor(patterns)
+def pool_max(patterns: Any, edges: list[int]) -> np.ndarray:
+    """Max over the bins ``edges`` (from :func:`thumb_edges`) of the last two axes.
+
+    numpy, single-threaded on purpose: torch's two-thread reductions stall badly when the
+    cores are shared (a busy notebook machine or CI), numpy's cost stays predictable.
+    """
+    x = np.asarray(patterns)
     n = x.shape[-1]
     if len(edges) == n + 1:
         return x
     rows = _pool_rows(x, edges)
-    return _pool_rows(rows.transpose(-1, -2).contiguous(), edges).transpose(-1, -2).contiguous()
+    return np.ascontiguousarray(_pool_rows(np.ascontiguousarray(rows.swapaxes(-1, -2)), edges).swapaxes(-1, -2))
 
 
-def _pool_rows(x: torch.Tensor, edges: list[int]) -> torch.Tensor:
+def _pool_rows(x: np.ndarray, edges: list[int]) -> np.ndarray:
     """Max over row bins. Consecutive bins of one width are reduced together through a view
     (no copy of the big input): at most three runs (the sink, the wider bins, the rest)."""
     parts = []
@@ -48,6 +52,6 @@ def _pool_rows(x: torch.Tensor, edges: list[int]) -> torch.Tensor:
         while j < len(edges) - 1 and edges[j + 1] - edges[j] == width:
             j += 1
         block = x[..., edges[i]:edges[j], :]
-        parts.append(block.unflatten(-2, (j - i, width)).amax(-2))
+        parts.append(block.reshape(block.shape[:-2] + (j - i, width, block.shape[-1])).max(axis=-2))
         i = j
-    return torch.cat(parts, -2)
+    return np.concatenate(parts, axis=-2)

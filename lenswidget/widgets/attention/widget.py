@@ -74,7 +74,7 @@ class AttentionInspector(LensWidget):
         if layer not in layers:
             raise OutOfRangeError("layer", layer, min(layers), max(layers), f"shown layers: {layers}")
         # Everything goes in as constructor kwargs so the comm opens with the full state.
-        super().__init__(layers=layers, heads=heads, layer=layer, editable=runner is not None,
+        super().__init__(layers=layers, heads=heads, layer=layer, editable=runner is not None and runner.tokenizes,
                          tokens=store.tokens, thumbs=_encode_thumbs(store), note=store.note,
                          pattern=self._encode_layer(store, layers.index(layer), layer), **kwargs)
 
@@ -95,6 +95,11 @@ class AttentionInspector(LensWidget):
         return self._store.layer(self.layers.index(layer))
 
     @property
+    def last_run_ms(self) -> float:
+        """Wall time (ms) of the last model run: forward pass + recording the patterns (0 without a model)."""
+        return self._runner.last_ms if self._runner is not None else 0.0
+
+    @property
     def kernel_bytes(self) -> int:
         """Bytes of pattern data the kernel holds (thumbnails + float16 patterns kept)."""
         return self._store.nbytes
@@ -104,7 +109,7 @@ class AttentionInspector(LensWidget):
         if self._runner is None:
             raise InvalidOptionError("set_tokens on an inspector without a model", "tokens", ["attention(model, ...)"])
         store = self._runner.run_tokens(tokens, self.layers.index(self.layer))
-        text = _text_of(self._runner.model, store.tokens)
+        text = _text_of(self._runner.model, store.tokens) if self._runner.tokenizes else ""
         with self.hold_sync():
             self._prompt_of_patterns = text
             self.prompt = text
@@ -172,6 +177,9 @@ class AttentionInspector(LensWidget):
             return text
         if self._runner is None:
             raise t.TraitError("the prompt is read-only: this inspector was built from tensors, not a model")
+        if not self._runner.tokenizes:
+            raise t.TraitError("the prompt is read-only: the model has no tokenizer (model.set_tokenizer(...) and "
+                               "rebuild the inspector, or call set_tokens(ids))")
         try:
             self._stash = (text, self._runner.run_prompt(text, self.layers.index(self.layer)))
         except Exception as exc:
