@@ -156,13 +156,13 @@ test.describe('attention inspector', () => {
     await test.step('the head atlas works from the keyboard', async () => {
       const grid = root.locator('[role="grid"]');
       await grid.focus();
+      await page.keyboard.press('Home'); // head 0 of the cursor's layer (L1: the last click)
       await page.keyboard.press('ArrowRight');
       const active = async () =>
         grid.evaluate((g: Element) => {
           const el = document.getElementById(g.getAttribute('aria-activedescendant') ?? '');
           return el ? [el.getAttribute('data-layer'), el.getAttribute('data-head')] : null;
         });
-      // the cursor starts on the selected layer (1), head 0; ArrowRight -> head 1
       await expect.poll(active).toEqual(['1', '1']);
       await expect(canvas).toHaveAttribute('data-mode', 'preview');
       await page.keyboard.press('Enter');
@@ -226,7 +226,8 @@ test.describe('attention inspector', () => {
       await tok.click();
       await page.mouse.move(0, 0);
       await expect(canvas).toHaveAttribute('data-highlight', '2');
-      await tok.click();
+      await tok.click(); // unpins; the pointer still hovers it
+      await page.mouse.move(0, 0);
       await expect(canvas).toHaveAttribute('data-highlight', '');
     });
 
