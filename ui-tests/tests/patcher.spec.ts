@@ -13,6 +13,7 @@ import {
   kernelValue,
   openNotebook,
   outputLocator,
+  requestsSent,
   runCode
 } from './utils';
 
@@ -175,13 +176,45 @@ test.describe('drag-to-patch', () => {
       await expect(root).toHaveAttribute('data-busy', 'false');
     });
 
-    await test.step('a released drag outside any target does nothing', async () => {
+    await test.step('a drag released outside any grid sends nothing: the kernel is unchanged', async () => {
+      const before = {
+        patches: await kernelValue(page, 'w.patches'),
+        revision: await kernelValue<number>(page, 'w.revision'),
+        requests: await requestsSent(root)
+      };
+      // over the row labels, inside the widget
       await dragCell(page, clean, [0, 1], async () => {
         const box = await clean.boundingBox();
         return { x: box!.x - 12, y: box!.y + box!.height / 2 }; // over the row labels
       });
       await expect(root).toHaveAttribute('data-drag', 'idle');
+      await expect(root.getByTestId('lw-drag-ghost')).toBeHidden();
+      // outside the widget: over JupyterLab's top bar
+      await dragCell(page, clean, [1, 1], async () => ({ x: 5, y: 5 }));
+      await expect(root).toHaveAttribute('data-drag', 'idle');
       await expect(chips).toHaveCount(1);
+      expect(await requestsSent(root)).toBe(before.requests);
+      expect(await kernelValue(page, 'w.patches')).toEqual(before.patches);
+      expect(await kernelValue<number>(page, 'w.revision')).toBe(before.revision); // no message reached it
+    });
+
+    await test.step('the drag label is positioned inside the widget, next to the pointer', async () => {
+      await clean.scrollIntoViewIfNeeded();
+      const start = await cellPoint(clean, 0, 0);
+      await page.mouse.move(start.x, start.y);
+      await page.mouse.down();
+      await page.mouse.move(start.x + 40, start.y + 30, { steps: 6 });
+      const ghost = root.getByTestId('lw-drag-ghost');
+      await expect(ghost).toBeVisible();
+      const [g, r] = [await ghost.boundingBox(), await root.boundingBox()];
+      expect(await ghost.evaluate(e => getComputedStyle(e).position)).toBe('absolute');
+      expect(g!.x).toBeGreaterThanOrEqual(r!.x);
+      expect(g!.x + g!.width).toBeLessThanOrEqual(r!.x + r!.width + 1);
+      expect(Math.abs(g!.x - (start.x + 40 + 14))).toBeLessThan(3); // beside the pointer, not offset
+      expect(Math.abs(g!.y - (start.y + 30 + 10))).toBeLessThan(3);
+      await page.keyboard.press('Escape');
+      await page.mouse.up();
+      await expect(ghost).toBeHidden();
     });
 
     await test.step('the exact sweep overlays the patching module result', async () => {
