@@ -125,7 +125,8 @@ export class HeatmapView {
   /** Cell width and height: rows are `cell_size` tall; columns stretch to the width there is (`fit_width`). */
   private cellSize(): { w: number; h: number } {
     const h = Math.max(4, Math.min(64, getInt(this.model, "cell_size") ?? 22));
-    this.width = this.frame.root.clientWidth;
+    // Not laid out (0: detached, or mid theme switch): keep the last width the widget had.
+    this.width = this.frame.root.clientWidth || this.width;
     if (this.model.get("fit_width") === false || !this.width || !this.cols) return { w: h, h };
     const labels = this.rowLabels.offsetWidth || 40;
     const legend = 110;

@@ -6,12 +6,14 @@ import { expect, test } from '@jupyterlab/galata';
 
 import {
   canvasGeometry,
+  canvasPixel,
   canvasPixels,
   download,
   clickCanvasCell,
   computedStyle,
   hoverCanvasCell,
   kernelValue,
+  luminance,
   openNotebook,
   outputLocator,
   REPO_PATH_PRELUDE,
@@ -113,19 +115,51 @@ test.describe('head heatmap', () => {
       expect(svg.text).toContain('Test heatmap');
     });
 
-    await test.step('dark theme applies to the widget', async () => {
+    await test.step('keyboard: arrows move a cursor, Enter selects, Escape clears; the focus ring shows', async () => {
+      await canvas.focus();
+      for (const key of ['ArrowUp', 'ArrowLeft', 'End', 'ArrowDown']) {
+        await page.keyboard.press(key); // -> row 1, last column
+      }
+      await expect(canvas).toHaveAttribute('data-cursor', '1,2');
+      await expect.poll(() => tooltipLines(tooltip)).toEqual(['L1H2', '0.125']);
+      // the canvas' accessible alternative points at the cursor cell
+      const active = await canvas.getAttribute('aria-activedescendant');
+      await expect(canvas.locator(`[id="${active}"]`)).toHaveText('L1H2: 0.125');
+      // a visible focus ring (keyboard focus)
+      expect(await computedStyle(canvas, 'outline-style')).toBe('solid');
+      expect(parseFloat(await computedStyle(canvas, 'outline-width'))).toBeGreaterThanOrEqual(2);
+      await page.keyboard.press('ArrowLeft');
+      await page.keyboard.press('Enter');
+      await expect(canvas).toHaveAttribute('data-selected', '1,1');
+      await expect.poll(() => kernelValue(page, 'hm.selected')).toEqual({ layer: 1, head: 1 });
+      await canvas.focus();
+      await page.keyboard.press('Escape');
+      await expect(canvas).toHaveAttribute('data-selected', '');
+      await expect.poll(() => kernelValue(page, 'hm.selected')).toBeNull();
+    });
+
+    await test.step('dark theme: drawn in the theme (canvas pixels), values keep their colour', async () => {
+      await canvas.evaluate((e: Element) => (e as HTMLElement).blur()); // no keyboard cursor drawn
+      await runCode(page, 'hm.selected = {"layer": 1, "head": 0}');
+      await expect(canvas).toHaveAttribute('data-selected', '1,0');
+      const g = await canvasGeometry(canvas);
+      // inside cell (1, 0) (value 1.0), and on its selection outline (theme foreground)
+      const inner = { x: 0.5 * g.cellWidth, y: 1.5 * g.cellHeight };
+      const edge = { x: 0.5, y: 1.5 * g.cellHeight };
       await expect(root).toHaveAttribute('data-theme', 'light');
+      const lightInner = await canvasPixel(canvas, inner.x, inner.y);
+      const lightEdge = await canvasPixel(canvas, edge.x, edge.y);
       const lightBg = await computedStyle(root, 'background-color');
-      const lightFg = await computedStyle(root, 'color');
       await setTheme(page, 'JupyterLab Dark');
       await expect(root).toHaveAttribute('data-theme', 'dark');
-      await expect
-        .poll(() => computedStyle(root, 'background-color'))
-        .not.toBe(lightBg);
-      await expect.poll(() => computedStyle(root, 'color')).not.toBe(lightFg);
+      await expect.poll(() => computedStyle(root, 'background-color')).not.toBe(lightBg);
+      await expect.poll(async () => luminance(await canvasPixel(canvas, edge.x, edge.y))).toBeGreaterThan(0.5);
+      expect(luminance(lightEdge)).toBeLessThan(0.2); // dark outline on the light theme
+      expect(await canvasPixel(canvas, inner.x, inner.y)).toEqual(lightInner); // same colour for the same value
 
       await setTheme(page, 'JupyterLab Light');
       await expect(root).toHaveAttribute('data-theme', 'light');
+      await expect.poll(() => canvasPixel(canvas, edge.x, edge.y)).toEqual(lightEdge);
       await expect.poll(() => computedStyle(root, 'background-color')).toBe(lightBg);
     });
   });

@@ -1,10 +1,13 @@
 /**
- * Measurement (not an assertion on time): the prompt-edit round trip of the
- * attention inspector in the browser, on the real SmolLM2-135M-Instruct when
- * it is available (else the tiny model).
+ * Measurement (timings are never asserted; their presence is): the prompt-edit round
+ * trip of the attention inspector in the browser, on the real SmolLM2-135M-Instruct
+ * (scripts/setup.sh prepares it; the spec fails without it).
  *
- * Round trip = the ``input`` event of the prompt box -> the kernel reran the
- * model -> the new tokens are in the DOM (and the next frame is painted).
+ * A user types the last characters of a prompt (keystrokes 60 ms apart, inside the
+ * widget's debounce); from the LAST keystroke: the debounce, the kernel's rerun, the
+ * transit, and the repaint until the new tokens are in the DOM, the widget is not busy
+ * and the next frame is painted. Split into: until the kernel's answer is in
+ * (`data-answered`), and from there to the painted frame (decode + draw).
  * Written to ui-tests/test-results/measurements/prompt_roundtrip.json.
  */
 import { expect, test } from '@jupyterlab/galata';
@@ -34,13 +37,15 @@ const PROMPTS = [
 const WARMUP = ['Warm up the kernel', 'Warm up the kernel again'];
 
 interface IRoundTrip {
-  /** ms until the new tokens (and canvas size) are in the DOM, not busy. */
+  /** ms from the last keystroke until the kernel's answer is in (root `data-answered`). */
+  answer: number;
+  /** ms from the last keystroke until the new tokens (and canvas size) are in the DOM, not busy. */
   dom: number;
-  /** ms until the following animation frame. */
+  /** ms from the last keystroke until the following animation frame. */
   paint: number;
 }
 
-/** Type ``text`` into the prompt box in one go; time until ``expected`` shows. */
+/** Type the end of ``text`` as keystrokes; time from the last one until ``expected`` shows. */
 async function roundTrip(
   root: Locator,
   text: string,
@@ -54,9 +59,13 @@ async function roundTrip(
         ) as HTMLTextAreaElement;
         const canvas = root.querySelector('[data-testid="lw-attn-canvas"]');
         const want = JSON.stringify(expected);
+        const sent = () => Number(root.getAttribute('data-requests'));
+        const start = sent();
         let t0 = 0;
+        let answer = 0;
         const done = () =>
           root.getAttribute('data-busy') === 'false' &&
+          sent() > start &&
           canvas?.getAttribute('data-rows') === String(expected.length) &&
           JSON.stringify(
             Array.from(root.querySelectorAll('[data-testid="lw-token"]')).map(
@@ -68,14 +77,17 @@ async function roundTrip(
           reject(new Error(`no new tokens for ${JSON.stringify(text)} after 30 s`));
         }, 30_000);
         const observer = new MutationObserver(() => {
-          if (!done()) {
+          if (!answer && t0 && root.getAttribute('data-answered') === root.getAttribute('data-requests') && sent() > start) {
+            answer = performance.now() - t0;
+          }
+          if (!t0 || !done()) {
             return;
           }
           const dom = performance.now() - t0;
           observer.disconnect();
           clearTimeout(timer);
           requestAnimationFrame(() =>
-            resolve({ dom, paint: performance.now() - t0 })
+            resolve({ answer: answer || dom, dom, paint: performance.now() - t0 })
           );
         });
         observer.observe(root, {
@@ -85,9 +97,17 @@ async function roundTrip(
           characterData: true
         });
         prompt.focus();
-        t0 = performance.now();
-        prompt.value = text;
-        prompt.dispatchEvent(new Event('input', { bubbles: true }));
+        // The last three characters arrive as keystrokes, 60 ms apart.
+        const keys = [text.slice(0, -2), text.slice(0, -1), text];
+        keys.forEach((value, k) =>
+          setTimeout(() => {
+            prompt.value = value;
+            prompt.dispatchEvent(new Event('input', { bubbles: true }));
+            if (k === keys.length - 1) {
+              t0 = performance.now();
+            }
+          }, 60 * k)
+        );
       }),
     { text, expected }
   );
@@ -115,6 +135,8 @@ test('prompt-edit round trip (measurement)', async ({ page, tmpPath }) => {
     page,
     '{"name": model_name, "layers": model.cfg.n_layers, "heads": model.cfg.n_heads}'
   );
+  // The measurement is of the real model: without it there is no measurement.
+  expect(model.name, 'SmolLM2-135M-Instruct must be prepared (scripts/setup.sh)').toBe('SmolLM2-135M-Instruct');
   const all = [...WARMUP, ...PROMPTS];
   const tokens = await kernelValue<string[][]>(
     page,
@@ -122,8 +144,9 @@ test('prompt-edit round trip (measurement)', async ({ page, tmpPath }) => {
   );
   const { index } = await runCode(
     page,
-    'import lenswidget\nw = lenswidget.widgets.attention(model, "Hello there", debounce_ms=0)\nw'
+    'import lenswidget\nw = lenswidget.widgets.attention(model, "Hello there")\nw'
   );
+  const debounce = await kernelValue<number>(page, 'w.debounce_ms');
   const root = outputLocator(page, index).getByTestId('lw-root');
   await expect(root.getByTestId('lw-attn-canvas')).toBeVisible();
   await expect(root).toHaveAttribute('data-busy', 'false');
@@ -154,18 +177,26 @@ test('prompt-edit round trip (measurement)', async ({ page, tmpPath }) => {
   );
   const kernelMs = await kernelValue<number[]>(page, '_lw_kernel_ms');
 
+  // The measurement must be complete: one finite time per prompt, everywhere.
+  expect(runs).toHaveLength(PROMPTS.length);
+  expect(kernelMs).toHaveLength(PROMPTS.length);
+  for (const t of [...runs.flatMap(r => [r.answer, r.dom, r.paint]), ...kernelMs]) {
+    expect(Number.isFinite(t) && t > 0).toBe(true);
+  }
+
   const result = {
-    what: 'attention inspector: prompt box input event -> new tokens in the DOM (debounce_ms=0)',
+    what: 'attention inspector: last keystroke in the prompt box -> new tokens painted (debounce included)',
     model: model.name,
     n_layers: model.layers,
     n_heads: model.heads,
     prompts: PROMPTS.length,
     tokens_per_prompt: tokens.slice(WARMUP.length).map(t => t.length),
-    browser_round_trip_ms: stats(runs.map(r => r.dom)),
-    browser_round_trip_to_paint_ms: stats(runs.map(r => r.paint)),
+    debounce_ms: debounce,
+    last_keystroke_to_answer_ms: stats(runs.map(r => r.answer)),
+    last_keystroke_to_dom_ms: stats(runs.map(r => r.dom)),
+    last_keystroke_to_paint_ms: stats(runs.map(r => r.paint)),
+    answer_to_paint_ms: stats(runs.map(r => r.paint - r.answer)),
     kernel_rerun_ms: stats(kernelMs),
-    default_debounce_ms: 400,
-    note: 'a user typing also waits debounce_ms (default 400 ms) after the last keystroke',
     target_ms: 500,
     // Timings are only comparable on a quiet machine: record how busy it was.
     cpus: os.cpus().length,
@@ -175,6 +206,6 @@ test('prompt-edit round trip (measurement)', async ({ page, tmpPath }) => {
   writeResult('prompt_roundtrip', result);
   test.info().annotations.push({
     type: 'measurement',
-    description: `${model.name}: median round trip ${result.browser_round_trip_ms.median} ms (kernel ${result.kernel_rerun_ms.median} ms)`
+    description: `${model.name}: last keystroke -> paint median ${result.last_keystroke_to_paint_ms.median} ms (p90 ${result.last_keystroke_to_paint_ms.p90}), debounce ${debounce} ms, kernel ${result.kernel_rerun_ms.median} ms; load ${result.load_average_1m}`
   });
 });

@@ -471,3 +471,29 @@ export function medianP90(xs: number[]): { n: number; median: number; p90: numbe
   const median = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   return { n: s.length, median: r(median), p90: r(s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)]) };
 }
+
+/** RGBA of the canvas pixel at CSS position (x, y) relative to the canvas (device pixels sampled). */
+export async function canvasPixel(
+  canvas: Locator,
+  x: number,
+  y: number
+): Promise<[number, number, number, number]> {
+  return canvas.evaluate(
+    (el: Element, { x, y }) => {
+      const c = el as HTMLCanvasElement;
+      const scale = c.width / c.getBoundingClientRect().width;
+      const d = c.getContext('2d')!.getImageData(Math.floor(x * scale), Math.floor(y * scale), 1, 1).data;
+      return [d[0], d[1], d[2], d[3]] as [number, number, number, number];
+    },
+    { x, y }
+  );
+}
+
+/** Relative luminance (0..1) of an sRGB colour. */
+export function luminance([r, g, b]: number[]): number {
+  const lin = (c: number) => {
+    const s = c / 255;
+    return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+}
