@@ -18,7 +18,15 @@ from lenswidget.widgets import codec
 from lenswidget.widgets.patcher import Patcher, patcher
 from tests.models import tiny_model
 
-torch.set_grad_enabled(False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_grad():
+    """No autograd in this module, restored afterwards (a bare module-level switch leaked into later modules)."""
+    before = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    yield
+    torch.set_grad_enabled(before)
 
 CLEAN = "The cat sat on the mat. The dog"
 CORRUPTED = "The dog sat on the log. The cat"

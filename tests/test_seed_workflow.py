@@ -131,7 +131,7 @@ def test_test_prompt_prints_ranks(nb, capsys):
 def test_prompts_have_the_same_length(nb):
     tl_model = nb["tl_model"]
     lengths = {len(tl_model.to_str_tokens(p)) for p in nb["prompts"]}
-    assert lengths == {5}
+    assert lengths == {6}  # BOS <|im_start|> + 5 word tokens (TL 3.9 prepends BOS for SmolLM2)
     assert nb["tokens"].shape == (4, 6) and nb["answer_tokens"].shape == (4, 2, 1)
     assert tl_model.to_string(nb["corrupted_tokens"])[0] == "<|im_start|>The capital of Italy is"
 
