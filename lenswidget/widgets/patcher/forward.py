@@ -136,9 +136,11 @@ class PatchedForward:
         hits = [q for q in positions if bool(cols[q].any())]
         return min(hits) if hits else None
 
-    def plan(self, patches: Sequence[Patch]) -> Plan:
+    def plan(self, patches: Sequence[Patch], floor: tuple[int, int] | None = None) -> Plan:
+        """``floor``: (layer, position) where something else changes the run too (SAE feature patches)."""
         pairs = [(p, l) for p in active(patches) for l in p.layers]
         starts = [(l, f) for p, l in pairs if (f := self._first_changed(p, l)) is not None]
+        starts += [floor] if floor is not None else []
         n_layers = self.model.cfg.n_layers
         if not starts:
             return Plan(n_layers, self.runs.n_pos, [])

@@ -31,6 +31,7 @@ from ..assets import esm
 from ..base import LensWidget, format_error
 from ..messages import MessageRouter
 from .code import generate
+from .features import PatcherFeatures
 from .forward import PatchedForward
 from .messages import register
 from .patches import ACT_LABELS, HEAD_ACTS, MAX_PATCHES, Patch, make_patch
@@ -42,7 +43,7 @@ SWEEP_KINDS = ("exact", "attribution")
 _KEEP = object()
 
 
-class Patcher(LensWidget):
+class Patcher(PatcherFeatures, LensWidget):
     """Clean vs corrupted patching widget; build it with :func:`patcher`."""
 
     _esm = esm("patcher")
@@ -79,9 +80,11 @@ class Patcher(LensWidget):
     cell_size = t.Int(16).tag(sync=True)
 
     def __init__(self, runs: Runs, *, act: str = "resid_pre", top_k: int = 5, answer: Any = None,
-                 incorrect: Any = None, sweep_options: Mapping[str, Any] | None = None, **kwargs: Any):
+                 incorrect: Any = None, sweep_options: Mapping[str, Any] | None = None, saes: Any = None,
+                 feature_top_k: int = 12, **kwargs: Any):
         # Plain attributes first: validators and message schemas read them.
-        self.runs, self._forward = runs, PatchedForward(runs)
+        self._init_features(runs, saes, feature_top_k)  # SAE features (features.py)
+        self.runs, self._forward = runs, self._new_forward(runs)
         self._answer, self._incorrect = answer, incorrect
         self._patches: list[Patch] = []
         self._next_id, self._top_k = 1, max(1, int(top_k))
@@ -95,7 +98,7 @@ class Patcher(LensWidget):
         if act not in runs.acts:
             raise InvalidOptionError("activation", act, runs.acts)
         super().__init__(acts=list(runs.acts), act_labels={a: ACT_LABELS[a] for a in runs.acts}, act=act,
-                         **self._run_state(runs, 0), **kwargs)
+                         **self._run_state(runs, 0), **self._features_state(), **kwargs)
         with self.hold_sync():
             self._sync_patches()
             self._show_view()
@@ -214,7 +217,7 @@ class Patcher(LensWidget):
         try:
             metric = None if self.runs.default_metric else self.runs.metric
             runs = Runs.build(self.runs.model, clean, corrupted, answer, incorrect, metric)
-            forward = PatchedForward(runs)
+            forward = self._new_forward(runs)
             kept, dropped = [], []
             for p in self._patches:
                 try:
@@ -234,14 +237,17 @@ class Patcher(LensWidget):
             self._sync_patches()
             self._publish(value, last, before=self.metric_value)
             self._show_view()
+            self._features_new_runs(runs)
 
     # -- browser input ----------------------------------------------------------------------------
     def browser_writable(self) -> Mapping[str, Schema]:
         return {"act": choices(self.acts), "head_position": Nullable(Int(0, self.runs.n_pos - 1)),
-                "prompt_index": Int(0, self.runs.batch - 1), "ablation": choices(("zero", "mean"))}
+                "prompt_index": Int(0, self.runs.batch - 1), "ablation": choices(("zero", "mean")),
+                **self._feature_writable()}
 
     def _add_messages(self, router: MessageRouter) -> None:
         register(router, self)
+        self._add_feature_messages(router)
 
     def _handle_msg(self, msg: Any) -> None:
         with self._state_lock:  # a background sweep publishes under the same lock
@@ -441,7 +447,8 @@ def _evaluate(forward: PatchedForward, runs: Runs, patches: list[Patch]) -> tupl
 
 def patcher(model: Any, clean: Any, corrupted: Any, answer: Any = None, incorrect: Any = None,
             metric: Callable | None = None, *, act: str = "resid_pre", title: str = "", top_k: int = 5,
-            cell_size: int = 16, sweep_options: Mapping[str, Any] | None = None) -> Patcher:
+            cell_size: int = 16, sweep_options: Mapping[str, Any] | None = None, saes: Any = None,
+            feature_top_k: int = 12) -> Patcher:
     """A :class:`Patcher` comparing ``clean`` and ``corrupted`` (str, list of str, or tokens).
 
     ``metric=None`` is seed 004's normalised logit difference of ``answer`` vs ``incorrect``
@@ -449,8 +456,10 @@ def patcher(model: Any, clean: Any, corrupted: Any, answer: Any = None, incorrec
     default the clean run's top token vs the corrupted run's top other token): 0 = corrupted
     run, 1 = clean run. Otherwise ``metric(logits [batch, pos, d_vocab]) -> scalar``, or a
     ``patching.batched_metric``. ``act`` is the grid shown first; ``sweep_options`` go to the
-    patching engine (``method``, ``max_batch``, ``memory_budget``).
+    patching engine (``method``, ``max_batch``, ``memory_budget``). ``saes``: SAEs whose
+    features can be patched (default: a ``HookedSAETransformer``'s attached SAEs), with a grid
+    of the ``feature_top_k`` features of the shown SAE by attribution (features.py).
     """
     runs = Runs.build(model, clean, corrupted, answer, incorrect, metric)
     return Patcher(runs, act=act, top_k=top_k, answer=answer, incorrect=incorrect, sweep_options=sweep_options,
-                   title=title, cell_size=max(6, min(48, int(cell_size))))
+                   title=title, cell_size=max(6, min(48, int(cell_size))), saes=saes, feature_top_k=feature_top_k)

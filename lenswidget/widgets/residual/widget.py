@@ -27,6 +27,7 @@ from ..base import LensWidget
 from ..messages import MessageRouter
 from .answers import Answers, resolve
 from .attrib import Attribution
+from .features import SAEFeatures
 from .lens import LogitLens
 from .path import Pick, level_of, parse
 from .source import Run, from_cache, run_prompts, run_tokens
@@ -39,7 +40,7 @@ MAX_PROMPT_CHARS = 20_000
 _ID = re.compile(r"^#(\d+)$")
 
 
-class ResidualExplorer(LensWidget):
+class ResidualExplorer(SAEFeatures, LensWidget):
     """Drill-down DLA and logit lens over one cached run; see the module docstring."""
 
     _esm = esm("residual")
@@ -70,8 +71,10 @@ class ResidualExplorer(LensWidget):
     view = t.Unicode("attribution").tag(sync=True)
 
     def __init__(self, model: Any, run: Run, answers: Answers, *, editable: bool, top_k: int = 10,
-                 lens_top_k: int = 5, max_tokens: int = 256, pos_arg: Optional[int] = None, **kwargs: Any):
+                 lens_top_k: int = 5, max_tokens: int = 256, pos_arg: Optional[int] = None, saes: Any = None,
+                 **kwargs: Any):
         self._model, self._run, self._answers = model, run, answers
+        self._init_features(model, saes)  # SAE features (features.py)
         self._lens_k, self._max_tokens, self._pos_arg = max(1, int(lens_top_k)), max_tokens, pos_arg
         if self._pos_arg is None:
             self._pos_arg = run.pos - run.n_tokens  # counted from the end, so new prompts keep it
@@ -178,6 +181,7 @@ class ResidualExplorer(LensWidget):
                    lambda: {"answer": Str(200), "incorrect": Str(200)})
         router.add("set_prompts", lambda m: self.set_prompts(m["prompts"]),
                    lambda: {"prompts": ListOf(Str(MAX_PROMPT_CHARS), MAX_PROMPTS)})
+        self._add_feature_messages(router)
 
     def _set_answer_text(self, answer: str, incorrect: str) -> None:
         """Picker text: a single-token string, or ``#id``; an empty incorrect means none."""
@@ -259,6 +263,8 @@ class ResidualExplorer(LensWidget):
             "detail": enc.detail(raw["detail"]), "head_grid": enc.heads(raw["heads"]),
             "lens": enc.lens(raw["lens"], metric), "lens_grid": enc.lens_grid(raw["lens_grid"], self._model),
         }
+        features, raw["features"] = self._features_payload(run, answers, prompt)  # SAE features (features.py)
+        payload.update(features)
         return payload, raw
 
     def _attribution(self, run: Run, answers: Answers) -> Attribution:
@@ -282,7 +288,7 @@ class ResidualExplorer(LensWidget):
 
 def residual(model: Any, prompts: Sequence[str] | str | None = None, answer: Any = None, incorrect: Any = None,
              pos: int = -1, *, cache: Any = None, tokens: Any = None, top_k: int = 10, lens_top_k: int = 5,
-             title: str = "", max_tokens: int = 256, sort: str = enc.DEFAULT_SORT) -> ResidualExplorer:
+             title: str = "", max_tokens: int = 256, sort: str = enc.DEFAULT_SORT, saes: Any = None) -> ResidualExplorer:
     """A :class:`ResidualExplorer` of ``model`` on ``prompts`` (or on ``cache`` + ``tokens``).
 
     ``answer`` / ``incorrect``: a single-token string or id (for every prompt) or one per
@@ -290,6 +296,8 @@ def residual(model: Any, prompts: Sequence[str] | str | None = None, answer: Any
     ``answer`` the model's top prediction at ``pos`` is used. ``top_k`` neurons are shown
     per MLP layer; ``lens_top_k`` tokens per logit-lens cell. ``sort``: bar order, by
     ``"abs"`` value (default: the components that matter first), ``"value"`` or ``"layer"``.
+    ``saes``: SAEs whose features the explorer drills into (default: a
+    ``HookedSAETransformer``'s attached SAEs; see features.py).
     """
     if model is None or not hasattr(model, "cfg"):
         raise InvalidOptionError("model", type(model).__name__, ["HookedTransformer"])
@@ -309,7 +317,7 @@ def residual(model: Any, prompts: Sequence[str] | str | None = None, answer: Any
         answer = top_prediction(model, run)
     answers = resolve(model, answer, incorrect, run.n_prompts)
     return ResidualExplorer(model, run, answers, editable=editable, top_k=top_k, lens_top_k=lens_top_k,
-                            max_tokens=max_tokens, pos_arg=pos, title=title, sort=sort)
+                            max_tokens=max_tokens, pos_arg=pos, title=title, sort=sort, saes=saes)
 
 
 def top_prediction(model: Any, run: Run) -> torch.Tensor:

@@ -1,0 +1,5 @@
+"""SAE feature dashboard widget (Python side of ``src/feature/``)."""
+
+from .widget import FeatureDashboard, feature
+
+__all__ = ["FeatureDashboard", "feature"]

@@ -1,0 +1,211 @@
+"""SAE feature patches of the patcher: what a feature chip is, and the forward pass with them.
+
+A :class:`FeatureChip` sets, in the corrupted run, the activations of ``features`` of the
+SAE at ``hook`` at ``positions`` (``None``: all) to the clean run's (``mode="clean"``), to
+zero (``"zero"``) or to their mean over the corrupted run's prompts and positions
+(``"mean"``). The SAE is spliced in with its error term
+(``HookedSAETransformer.saes(..., use_error_term=True)``, or the same attachment on a plain
+``HookedTransformer``), so the corrupted run is unchanged except through the edited
+features: the hooked activation becomes ``x + decode(edited) - decode(acts)``, computed by
+``lenswidget.sae``; this module only writes feature activations, as activation chips write
+activations.
+
+:class:`FeatureForward` is the patcher's :class:`~.forward.PatchedForward` plus the
+enabled feature chips: the recompute starts no later than the SAE's layer and the first
+patched position, and the activation chips and feature chips compose in one run.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from ...errors import InvalidOptionError, OutOfRangeError
+from ..saes import hook_activation, label as sae_label
+from .forward import Plan, PatchedForward
+from .patches import Patch
+from .runs import Runs
+
+FEATURE_MODES = ("clean", "zero", "mean")
+MAX_FEATURES_PER_CHIP = 256
+_BLOCK = re.compile(r"^blocks\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class FeatureChip:
+    id: int
+    hook: str  # the SAE's input hook (its name in the patcher's SAE list)
+    features: tuple[int, ...]
+    positions: tuple[int, ...] | None  # None: every position
+    mode: str = "clean"
+    enabled: bool = True
+
+    def with_enabled(self, enabled: bool) -> "FeatureChip":
+        return replace(self, enabled=bool(enabled))
+
+    def to_dict(self, sae: Any) -> dict:
+        return {"id": self.id, "hook": self.hook, "features": list(self.features),
+                "positions": None if self.positions is None else list(self.positions), "mode": self.mode,
+                "enabled": self.enabled, "label": chip_label(self, sae)}
+
+
+def _span(values: Sequence[int], prefix: str = "") -> str:
+    if len(values) > 1 and list(values) == list(range(values[0], values[-1] + 1)):
+        return f"{prefix}{values[0]}–{prefix}{values[-1]}"
+    if len(values) > 4:
+        return ",".join(f"{prefix}{v}" for v in values[:4]) + f",… ({len(values)})"
+    return ",".join(f"{prefix}{v}" for v in values)
+
+
+def chip_label(chip: FeatureChip, sae: Any) -> str:
+    """``F12,F40 @ L6 resid_post · pos 3–5`` (``zero``/``mean`` first for ablations)."""
+    head = "" if chip.mode == "clean" else f"{chip.mode} "
+    where = "all pos" if chip.positions is None else f"pos {_span(chip.positions)}"
+    return f"{head}{_span(chip.features, 'F')} @ {sae_label(sae)} · {where}"
+
+
+def _indices(values: Any, size: int, what: str, limit: int | None = None) -> tuple[int, ...]:
+    if isinstance(values, bool):
+        raise InvalidOptionError(f"{what} index", values, ["an int", "a range", "a list of ints"])
+    if isinstance(values, int):
+        values = [values]
+    try:
+        items = list(values)
+    except TypeError:
+        raise InvalidOptionError(f"{what} index", values, ["an int", "a range", "a list of ints"]) from None
+    out = set()
+    for v in items:
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise InvalidOptionError(f"{what} index", v, ["an int", "a range", "a list of ints"])
+        i = int(v)
+        j = i + size if i < 0 else i
+        if not 0 <= j < size:
+            raise OutOfRangeError(what, i, -size, size - 1)
+        out.add(j)
+    if not out:
+        raise OutOfRangeError(f"number of {what}s", 0, 1, limit or size)
+    if limit is not None and len(out) > limit:
+        raise OutOfRangeError(f"number of {what}s in one chip", len(out), 1, limit)
+    return tuple(sorted(out))
+
+
+def make_chip(pid: int, sae: Any, n_pos: int, features: Any, positions: Any = None, mode: str = "clean",
+              enabled: bool = True) -> FeatureChip:
+    """A checked :class:`FeatureChip` (typed errors name the bad field and the valid range)."""
+    if mode not in FEATURE_MODES:
+        raise InvalidOptionError("feature patch mode", mode, FEATURE_MODES)
+    feats = _indices(features, int(sae.cfg.d_sae), "feature", MAX_FEATURES_PER_CHIP)
+    pos = None if positions is None else _indices(positions, n_pos, "position")
+    return FeatureChip(int(pid), str(sae.cfg.hook_name), feats, pos, mode, bool(enabled))
+
+
+def sae_layer(sae: Any) -> int:
+    """The block whose forward computes the SAE's hooks (the recompute starts there)."""
+    m = _BLOCK.match(str(sae.cfg.hook_name))
+    if not m:
+        raise InvalidOptionError("SAE hook for feature patching", sae.cfg.hook_name,
+                                 ["an SAE on a block hook (blocks.<layer>.*)"])
+    return int(m.group(1))
+
+
+class FeatureActs:
+    """Clean and corrupted feature activations ``[batch, pos, d_sae]`` of each SAE (memoised)."""
+
+    def __init__(self, runs: Runs):
+        self.runs = runs
+        self._memo: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._means: dict[str, torch.Tensor] = {}
+
+    def of(self, sae: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        hook = str(sae.cfg.hook_name)
+        if hook not in self._memo:
+            pair = []
+            for cache, tokens in ((self.runs.clean_cache, self.runs.clean_tokens),
+                                  (self.runs.corrupted_cache, self.runs.corrupted_tokens)):
+                act = cache[hook] if hook in cache else hook_activation(self.runs.model, hook, tokens)
+                with torch.no_grad():
+                    pair.append(sae.encode(act.to(sae.device), hooks=False))
+            self._memo[hook] = (pair[0], pair[1])
+        return self._memo[hook]
+
+    def mean(self, sae: Any) -> torch.Tensor:
+        """``[d_sae]``: each feature's mean over the corrupted run (prompts and positions)."""
+        hook = str(sae.cfg.hook_name)
+        if hook not in self._means:
+            self._means[hook] = self.of(sae)[1].mean(dim=(0, 1))
+        return self._means[hook]
+
+
+@contextmanager
+def spliced(model: Any, saes: Sequence[Any]) -> Iterator[None]:
+    """``saes`` attached with their error term for the block (restored after, even on error)."""
+    if hasattr(model, "acts_to_saes") and callable(getattr(model, "saes", None)):
+        with model.saes(list(saes), use_error_term=True):
+            yield
+        return
+    from ...sae.attach import SAEAttachment
+
+    atts = []
+    try:
+        for sae in saes:
+            att = SAEAttachment(sae, use_error_term=True)
+            att.attach(model.hook_dict[sae.cfg.hook_name], model.hook_dict[sae.cfg.hook_name_out])
+            atts.append(att)
+        model.setup()
+        yield
+    finally:
+        for att in reversed(atts):
+            att.detach()
+            att.sae.setup()
+        model.setup()
+
+
+def _write_features(chips: Sequence[FeatureChip], clean: torch.Tensor, mean: torch.Tensor, p0: int) -> Callable:
+    """A hook on ``hook_sae_acts_post`` writing each chip's feature activations, in chip order."""
+    def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+        for chip in chips:
+            pos = range(acts.shape[1]) if chip.positions is None else [q - p0 for q in chip.positions if q >= p0]
+            if not pos:
+                continue
+            pi = torch.tensor(list(pos), device=acts.device)[:, None]
+            fi = torch.tensor(chip.features, device=acts.device)[None, :]
+            if chip.mode == "clean":
+                acts[:, pi, fi] = clean[:, p0:][:, pi, fi].to(acts.dtype)
+            elif chip.mode == "zero":
+                acts[:, pi, fi] = 0
+            else:
+                acts[:, pi, fi] = mean[fi].to(acts.dtype)
+        return acts
+
+    return hook
+
+
+class FeatureForward(PatchedForward):
+    """:class:`PatchedForward` that also applies the enabled feature chips of ``chips()``."""
+
+    def __init__(self, runs: Runs, saes: Callable[[], dict], chips: Callable[[], list], acts: FeatureActs):
+        super().__init__(runs)
+        self._saes, self._chips, self.acts = saes, chips, acts
+
+    def logits(self, patches: Sequence[Patch], positions: Sequence[int]) -> torch.Tensor:
+        saes = self._saes()
+        n = self.runs.n_pos
+        chips = [c for c in self._chips() if c.enabled and c.hook in saes
+                 and (c.positions is None or max(c.positions) < n)]
+        if not chips:
+            return super().logits(patches, positions)
+        used = [saes[h] for h in dict.fromkeys(c.hook for c in chips)]
+        floor = (min(sae_layer(s) for s in used), min(0 if c.positions is None else c.positions[0] for c in chips))
+        plan = self.plan(patches, floor)
+        hooks = list(plan.hooks)
+        for sae in used:
+            mine = [c for c in chips if c.hook == sae.cfg.hook_name]
+            clean, _ = self.acts.of(sae)
+            hooks.append((f"{sae.cfg.hook_name_out}.hook_sae_acts_post",
+                          _write_features(mine, clean, self.acts.mean(sae), plan.p0)))
+        with spliced(self.model, used):
+            return self._run(Plan(plan.l0, plan.p0, hooks), positions)
