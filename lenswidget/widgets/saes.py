@@ -1,69 +1,47 @@
 """SAEs given to the SAE views (residual explorer, patcher, feature dashboard).
 
-The views take lenswidget :class:`~lenswidget.sae.SAE` objects or SAELens ones (converted
-with ``SAE.from_saelens``, sharing their weights), on any model with the SAE's hook: a
-plain ``HookedTransformer`` is enough, since the views read activations from a cache and
-use ``lenswidget.sae``'s maths on them. ``check`` refuses a mismatched SAE up front with
-the same checks as ``HookedSAETransformer.add_sae``: hook names, widths, dtype, device.
+The views run on a :class:`~lenswidget.sae.HookedSAETransformer` (as in SAELens: load the
+model with ``HookedSAETransformer.from_pretrained``) and take lenswidget or SAELens SAEs,
+checked and converted by the model itself (``model._as_sae`` / ``model._check_sae``, the
+checks of ``add_sae``), so a mismatched SAE is refused before anything runs. Every number
+comes from ``lenswidget.sae``: activations from ``run_with_cache_with_saes`` (error term on,
+so the model's run is unchanged), attributions from :mod:`lenswidget.sae.attribution`,
+patching from :mod:`lenswidget.sae.patching`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import torch
 
-from ..errors import ConfigError, InvalidOptionError, ShapeMismatchError, UnknownNameError
+from ..errors import ConfigError, InvalidOptionError
 
 _LABEL = re.compile(r"^blocks\.(\d+)\.(?:(attn|mlp)\.)?hook_(\w+)$")
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
-def as_sae(obj: Any) -> Any:
-    """A lenswidget SAE from a lenswidget or SAELens SAE (else a TypeError naming what was given)."""
-    from ..sae import SAE
-    from ..sae.saelens import is_saelens_sae
-
-    if isinstance(obj, SAE):
-        return obj
-    if is_saelens_sae(obj):
-        cached = getattr(obj, "_lenswidget_sae", None)
-        if cached is None:
-            cached = SAE.from_saelens(obj)
-            obj.__dict__["_lenswidget_sae"] = cached
-        return cached
-    raise TypeError(f"expected a lenswidget.SAE (or a SAELens SAE), got {type(obj).__name__}")
+def require_sae_model(model: Any, what: str) -> None:
+    """The SAE views need a ``HookedSAETransformer`` (it attaches the SAEs they read)."""
+    if not (hasattr(model, "run_with_cache_with_saes") and hasattr(model, "_as_sae")):
+        raise ConfigError(f"{what} needs a HookedSAETransformer, got a {type(model).__name__}; load it with "
+                          "lenswidget.HookedSAETransformer.from_pretrained(...) (the same weights and hooks)")
 
 
 def check(model: Any, sae: Any) -> Any:
-    """``sae`` as a lenswidget SAE that fits ``model`` (hooks exist, widths and device match)."""
-    from ..sae.widths import hook_device, hook_width
-
-    sae = as_sae(sae)
-    sae.check()
-    cfg = sae.cfg
-    flat = cfg.reshape_activations == "hook_z"
-    for role, name, width in (("hook_name", cfg.hook_name, cfg.d_in), ("hook_name_out", cfg.hook_name_out, cfg.d_out)):
-        if name not in model.hook_dict or ".hook_sae_" in name:
-            raise UnknownNameError(f"hook for the SAE's {role}", name,
-                                   [n for n in model.hook_dict if ".hook_sae_" not in n])
-        got = hook_width(model, name, z_flat=flat)
-        if got is not None and got != width:
-            raise ShapeMismatchError(f"the SAE's {'d_in' if role == 'hook_name' else 'd_out'}={width} does not match "
-                                     f"hook {name!r}, whose activation has width {got} on this model")
-        dev = hook_device(model, name)
-        if dev is not None and dev.type != sae.device.type:
-            raise ConfigError(f"the SAE for {cfg.hook_name!r} is on {sae.device} but the model computes {name!r} on "
-                              f"{dev}; move it with sae.to({str(dev)!r})")
-    return sae
+    """``sae`` as a lenswidget SAE that fits ``model`` (names, widths, dtype, device: ``add_sae``'s checks)."""
+    lw = model._as_sae(sae)
+    model._check_sae(lw)
+    return lw
 
 
-def check_all(model: Any, saes: Any) -> list:
-    """A list of checked SAEs from one SAE or an iterable of them; hook names must be distinct."""
-    items = [saes] if not isinstance(saes, (list, tuple)) else list(saes)
+def check_all(model: Any, saes: Any, what: str) -> list:
+    """Checked SAEs from one SAE or a list of them (one per input hook)."""
+    require_sae_model(model, what)
+    items = list(saes) if isinstance(saes, (list, tuple)) else [saes]
     out = [check(model, s) for s in items]
-    names = [s.cfg.hook_name for s in out]
+    names = [str(s.cfg.hook_name) for s in out]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
         raise InvalidOptionError("saes (two SAEs read the same hook)", dup, ["one SAE per hook"])
@@ -87,37 +65,40 @@ def label(sae: Any) -> str:
     return text
 
 
-def labels(saes: Iterable[Any]) -> list[str]:
-    return [label(s) for s in saes]
+def acts_name(sae: Any) -> str:
+    """Cache key of the SAE's feature activations (under its output hook, as in SAELens)."""
+    return f"{sae.cfg.hook_name_out}.hook_sae_acts_post"
 
 
-def stop_layer(hook: str, n_layers: int) -> Optional[int]:
-    """The ``stop_at_layer`` that still computes ``hook`` (None: run the whole model)."""
-    m = _BLOCK.match(hook)
-    if m:
-        return min(int(m.group(1)) + 1, n_layers)
-    return 0 if hook in ("hook_embed", "hook_pos_embed") else None
+def stop_layer(saes: Iterable[Any], n_layers: int) -> Optional[int]:
+    """The ``stop_at_layer`` after which every one of ``saes`` has run (None: run to the end)."""
+    layers = []
+    for s in saes:
+        for name in (s.cfg.hook_name, s.cfg.hook_name_out):
+            m = _BLOCK.match(str(name))
+            if not m:
+                return None
+            layers.append(int(m.group(1)) + 1)
+    return min(max(layers), n_layers) if layers else None
 
 
 @torch.no_grad()
-def hook_activation(model: Any, hook: str, tokens: torch.Tensor) -> torch.Tensor:
-    """The activation at ``hook`` on ``tokens`` [batch, pos], from a forward pass stopped after it."""
-    stop = stop_layer(hook, int(model.cfg.n_layers))
+def sae_cache(model: Any, saes: Sequence[Any], tokens: torch.Tensor, names: Sequence[str], full: bool = False) -> Any:
+    """``run_with_cache_with_saes`` of ``tokens`` with ``saes`` (error term on: the model's own run),
+    caching only ``names``; stopped after the last SAE unless ``full``."""
+    stop = None if full else stop_layer(saes, int(model.cfg.n_layers))
     kwargs = {} if stop is None else {"stop_at_layer": stop}
-    _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=[hook], return_cache_object=False,
-                                    **kwargs)
-    return cache[hook]
+    _, cache = model.run_with_cache_with_saes(tokens.to(model.cfg.device), saes=list(saes), use_error_term=True,
+                                              names_filter=list(names), **kwargs)
+    return cache
 
 
 def top_effects(model: Any, sae: Any, idx: int, k: int) -> tuple[list[str], torch.Tensor, list[str], torch.Tensor]:
     """``(promoted, values, suppressed, values)``: the ``k`` tokens feature ``idx``'s decoder
-    direction raises / lowers most, strongest first. The numbers are
-    :func:`lenswidget.sae.attribution.feature_logit_effects` (sae-core's one implementation);
-    this only picks the extremes and their strings."""
+    direction raises / lowers most (:func:`lenswidget.sae.attribution.feature_logit_effects`)."""
     from ..sae.attribution import feature_logit_effects
-    from .residual.answers import token_strings
 
-    effect = feature_logit_effects(model, sae, [idx])[0].float().cpu()
-    k = min(int(k), effect.numel())
-    up, down = effect.topk(k), (-effect).topk(k)
-    return token_strings(model, up.indices), up.values, token_strings(model, down.indices), -down.values
+    fx = feature_logit_effects(model, sae, int(idx), k=int(k))
+    up, down = fx["promoted"], fx["suppressed"]
+    return ([str(t) for t, _ in up], torch.tensor([float(v) for _, v in up]),
+            [str(t) for t, _ in down], torch.tensor([float(v) for _, v in down]))

@@ -6,7 +6,7 @@
  * (values printed under the tokens) and the tokens its decoder direction promotes and
  * suppresses. Clicks send `open_sae`, `open_feature` and `sae_back`.
  */
-import { activationStrip, fillTokenList, injectActivationStyles } from "../shared/activations";
+import { activationScale, activationStrip, fillTokenList, injectActivationStyles } from "../shared/activations";
 import { divergingScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { formatValue } from "../shared/format";
@@ -155,7 +155,7 @@ export class FeaturePanel {
         text: `${String(d.label)}: attribution ${formatValue(num(d.value))} · activation ${formatValue(num(d.activation))} at the attributed position`,
       }),
       el("div", { className: "lw-res-caption", text: "Activation on every token of the prompt" }),
-      activationStrip(tokens, acts, { highlight: pos, values: true, testid: "lw-res-feature-acts" }),
+      activationStrip(tokens, acts, { highlight: pos, values: true, scale: activationScale(num(d.scale_max)), testid: "lw-res-feature-acts" }),
       el("div", {
         className: "lw-res-effects",
         children: [

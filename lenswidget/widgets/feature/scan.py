@@ -1,10 +1,8 @@
 """One pass of the model over the corpus windows, in batches: SAE feature activations only.
 
-The model runs up to the SAE's input hook (``stop_at_layer``) with only that hook cached,
-and the SAE encodes it: ``sae.encode(cache[hook])``, the SAE's own encoder. When this very
-SAE is attached to the model (``HookedSAETransformer.add_sae``), its cached
-``hook_sae_acts_post`` is read instead. Nothing is kept but :mod:`.stats`' bounded
-summaries; ``on_progress(done, total)`` is called after each batch.
+``run_with_cache_with_saes`` (error term on, stopped after the SAE's layer) caches only the
+SAE's ``hook_sae_acts_post``. Nothing is kept but :mod:`.stats`' bounded summaries;
+``on_progress(done, total)`` is called after each batch.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..saes import hook_activation
+from ..saes import acts_name, sae_cache
 from .stats import LogHistogram, TopContexts
 from .windows import Windows
 
@@ -26,26 +24,11 @@ class Scan:
     windows: Windows
 
 
-def input_hook(sae: Any) -> str:
-    return str(sae.cfg.hook_name)
-
-
-def _attached(model: Any, sae: Any) -> bool:
-    table = getattr(model, "acts_to_saes", None)
-    if not isinstance(table, dict):
-        return False
-    att = table.get(input_hook(sae))
-    return att is sae or getattr(att, "sae", None) is sae
-
-
 @torch.no_grad()
 def feature_acts(model: Any, sae: Any, tokens: torch.Tensor) -> torch.Tensor:
     """``[batch, pos, d_sae]`` feature activations of ``sae`` on ``tokens`` (float32, CPU)."""
-    hook = input_hook(sae)
-    if _attached(model, sae):
-        return hook_activation(model, f"{hook}.hook_sae_acts_post", tokens).float().cpu()
-    act = hook_activation(model, hook, tokens)
-    return sae.encode(act.to(sae.device), hooks=False).float().cpu()
+    name = acts_name(sae)
+    return sae_cache(model, [sae], tokens, [name])[name].float().cpu()
 
 
 def scan(model: Any, sae: Any, windows: Windows, k: int, batch_size: int,

@@ -27,7 +27,7 @@ from .. import codec
 from ..assets import esm
 from ..base import LensWidget, format_error
 from ..messages import MessageRouter
-from ..saes import check as check_sae
+from ..saes import check_all
 from ..saes import label as sae_label
 from ..saes import top_effects
 from ..validation import Int, Schema
@@ -200,11 +200,13 @@ def feature(model: Any, sae: Any, idx: int = 0, corpus: Sequence[str] | str | No
     into windows of ``ctx_len`` tokens (BOS included), at most ``max_windows`` of them,
     and scanned ``batch_size`` windows at a time; each feature keeps its ``top_k`` windows.
     ``compute=True`` runs the pass before returning (else when the view first shows).
-    ``sae``: a lenswidget or SAELens SAE whose hook this model has.
+    ``model``: a ``HookedSAETransformer``; ``sae``: a lenswidget or SAELens SAE for one of its hooks.
     """
-    if model is None or not hasattr(model, "cfg") or not hasattr(model, "hook_dict"):
-        raise InvalidOptionError("model", type(model).__name__, ["HookedTransformer", "HookedSAETransformer"])
-    sae = check_sae(model, sae)
+    if model is None or not hasattr(model, "cfg"):
+        raise InvalidOptionError("model", type(model).__name__, ["HookedSAETransformer"])
+    if isinstance(sae, (list, tuple)):
+        raise InvalidOptionError("sae", f"a {type(sae).__name__} of SAEs", ["one SAE (the dashboard shows one feature)"])
+    sae = check_all(model, sae, "lenswidget.feature")[0]
     for what, value, low, high in (("top_k", top_k, 1, 100), ("batch_size", batch_size, 1, 4096),
                                    ("n_effects", n_effects, 1, 100)):
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:

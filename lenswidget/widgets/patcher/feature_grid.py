@@ -23,12 +23,12 @@ import torch
 from .runs import Runs
 
 
-def estimate(runs: Runs, sae: Any) -> torch.Tensor:
+def estimate(runs: Runs, sae: Any, clean_cache: Any) -> torch.Tensor:
     """``[n_pos, d_sae]``: estimated metric after patching each (position, feature) alone."""
     from ...sae.patching import feature_attribution_patch
 
-    est = feature_attribution_patch(runs.model, runs.corrupted_tokens, runs.clean_cache, sae, runs.metric)
-    return est.float().cpu()
+    est = feature_attribution_patch(runs.model, sae, runs.corrupted_tokens, clean_cache, runs.metric)
+    return (est.value + est.features).float().cpu()
 
 
 def top_features(est: torch.Tensor, baseline: float, k: int) -> list[int]:
@@ -38,13 +38,12 @@ def top_features(est: torch.Tensor, baseline: float, k: int) -> list[int]:
     return [int(i) for i in strength.topk(k).indices.tolist()]
 
 
-def exact(runs: Runs, sae: Any, features: list[int], on_progress: Optional[Callable] = None,
-          should_stop: Optional[Callable] = None) -> torch.Tensor:
+def exact(runs: Runs, sae: Any, clean_cache: Any, features: list[int], on_progress: Optional[Callable] = None,
+          should_stop: Optional[Callable] = None, **engine_options: Any) -> torch.Tensor:
     """``[len(features), n_pos]``: the metric after patching each (feature, position) alone."""
-    from ...sae.patching import patch_features
+    from ...sae.patching import feature_grid, patch_features
 
-    cells = [(f, p) for f in features for p in range(runs.n_pos)]
-    values = patch_features(runs.model, runs.corrupted_tokens, runs.clean_cache, sae, runs.metric,
-                            features=[f for f, _ in cells], positions=[p for _, p in cells],
-                            on_progress=on_progress, should_stop=should_stop)
+    cells = feature_grid(features, range(runs.n_pos))  # feature-major
+    values = patch_features(runs.model, sae, runs.corrupted_tokens, clean_cache, runs.metric, cells,
+                            on_progress=on_progress, should_stop=should_stop, verbose=False, **engine_options)
     return values.float().cpu().reshape(len(features), runs.n_pos)

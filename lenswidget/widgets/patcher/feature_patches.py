@@ -4,11 +4,11 @@ A :class:`FeatureChip` sets, in the corrupted run, the activations of ``features
 SAE at ``hook`` at ``positions`` (``None``: all) to the clean run's (``mode="clean"``), to
 zero (``"zero"``) or to their mean over the corrupted run's prompts and positions
 (``"mean"``). The SAE is spliced in with its error term
-(``HookedSAETransformer.saes(..., use_error_term=True)``, or the same attachment on a plain
-``HookedTransformer``), so the corrupted run is unchanged except through the edited
-features: the hooked activation becomes ``x + decode(edited) - decode(acts)``, computed by
-``lenswidget.sae``; this module only writes feature activations, as activation chips write
-activations.
+(``HookedSAETransformer.saes(..., use_error_term=True)``, as ``lenswidget.sae.patching``
+does), so the corrupted run is unchanged except through the edited features: the hooked
+activation becomes ``x + decode(edited) - decode(acts)``, computed by ``lenswidget.sae``;
+this module only writes feature activations on ``hook_sae_acts_post``, as activation chips
+write activations.
 
 :class:`FeatureForward` is the patcher's :class:`~.forward.PatchedForward` plus the
 enabled feature chips: the recompute starts no later than the SAE's layer and the first
@@ -18,14 +18,14 @@ patched position, and the activation chips and feature chips compose in one run.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
 from ...errors import InvalidOptionError, OutOfRangeError
-from ..saes import hook_activation, label as sae_label
+from ..saes import acts_name, sae_cache
+from ..saes import label as sae_label
 from .forward import Plan, PatchedForward
 from .patches import Patch
 from .runs import Runs
@@ -113,58 +113,35 @@ def sae_layer(sae: Any) -> int:
 
 
 class FeatureActs:
-    """Clean and corrupted feature activations ``[batch, pos, d_sae]`` of each SAE (memoised)."""
+    """Per SAE, the clean run's SAE cache (feature activations and error term, what
+    ``lenswidget.sae.patching`` reads) and the corrupted run's feature activations."""
 
     def __init__(self, runs: Runs):
         self.runs = runs
-        self._memo: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._means: dict[str, torch.Tensor] = {}
+        self._clean: dict[str, Any] = {}
+        self._corrupted: dict[str, torch.Tensor] = {}
 
-    def of(self, sae: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def clean_cache(self, sae: Any) -> Any:
         hook = str(sae.cfg.hook_name)
-        if hook not in self._memo:
-            pair = []
-            for cache, tokens in ((self.runs.clean_cache, self.runs.clean_tokens),
-                                  (self.runs.corrupted_cache, self.runs.corrupted_tokens)):
-                act = cache[hook] if hook in cache else hook_activation(self.runs.model, hook, tokens)
-                with torch.no_grad():
-                    pair.append(sae.encode(act.to(sae.device), hooks=False))
-            self._memo[hook] = (pair[0], pair[1])
-        return self._memo[hook]
+        if hook not in self._clean:
+            names = [acts_name(sae), f"{sae.cfg.hook_name_out}.hook_sae_error"]
+            self._clean[hook] = sae_cache(self.runs.model, [sae], self.runs.clean_tokens, names)
+        return self._clean[hook]
+
+    def clean(self, sae: Any) -> torch.Tensor:
+        """``[batch, pos, d_sae]``: the clean run's feature activations."""
+        return self.clean_cache(sae)[acts_name(sae)]
 
     def mean(self, sae: Any) -> torch.Tensor:
         """``[d_sae]``: each feature's mean over the corrupted run (prompts and positions)."""
         hook = str(sae.cfg.hook_name)
-        if hook not in self._means:
-            self._means[hook] = self.of(sae)[1].mean(dim=(0, 1))
-        return self._means[hook]
+        if hook not in self._corrupted:
+            acts = sae_cache(self.runs.model, [sae], self.runs.corrupted_tokens, [acts_name(sae)])[acts_name(sae)]
+            self._corrupted[hook] = acts.mean(dim=(0, 1))
+        return self._corrupted[hook]
 
 
-@contextmanager
-def spliced(model: Any, saes: Sequence[Any]) -> Iterator[None]:
-    """``saes`` attached with their error term for the block (restored after, even on error)."""
-    if hasattr(model, "acts_to_saes") and callable(getattr(model, "saes", None)):
-        with model.saes(list(saes), use_error_term=True):
-            yield
-        return
-    from ...sae.attach import SAEAttachment
-
-    atts = []
-    try:
-        for sae in saes:
-            att = SAEAttachment(sae, use_error_term=True)
-            att.attach(model.hook_dict[sae.cfg.hook_name], model.hook_dict[sae.cfg.hook_name_out])
-            atts.append(att)
-        model.setup()
-        yield
-    finally:
-        for att in reversed(atts):
-            att.detach()
-            att.sae.setup()
-        model.setup()
-
-
-def _write_features(chips: Sequence[FeatureChip], clean: torch.Tensor, mean: torch.Tensor, p0: int) -> Callable:
+def _write_features(chips: Sequence[FeatureChip], clean: torch.Tensor, mean: Optional[torch.Tensor], p0: int) -> Callable:
     """A hook on ``hook_sae_acts_post`` writing each chip's feature activations, in chip order."""
     def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
         for chip in chips:
@@ -178,6 +155,7 @@ def _write_features(chips: Sequence[FeatureChip], clean: torch.Tensor, mean: tor
             elif chip.mode == "zero":
                 acts[:, pi, fi] = 0
             else:
+                assert mean is not None
                 acts[:, pi, fi] = mean[fi].to(acts.dtype)
         return acts
 
@@ -204,8 +182,7 @@ class FeatureForward(PatchedForward):
         hooks = list(plan.hooks)
         for sae in used:
             mine = [c for c in chips if c.hook == sae.cfg.hook_name]
-            clean, _ = self.acts.of(sae)
-            hooks.append((f"{sae.cfg.hook_name_out}.hook_sae_acts_post",
-                          _write_features(mine, clean, self.acts.mean(sae), plan.p0)))
-        with spliced(self.model, used):
+            mean = self.acts.mean(sae) if any(c.mode == "mean" for c in mine) else None
+            hooks.append((acts_name(sae), _write_features(mine, self.acts.clean(sae), mean, plan.p0)))
+        with self.model.saes(used, use_error_term=True):
             return self._run(Plan(plan.l0, plan.p0, hooks), positions)

@@ -49,7 +49,7 @@ class PatcherFeatures(t.HasTraits):
 
     def _init_features(self, runs: Runs, saes: Any, top_k: int = DEFAULT_TOP_K) -> None:
         chosen = attached(runs.model) if saes is None else saes
-        objs = check_all(runs.model, chosen) if chosen else []
+        objs = check_all(runs.model, chosen, "patcher(..., saes=...)") if chosen else []
         for s in objs:
             sae_layer(s)  # feature patches need an SAE inside a block
         self._fsaes = {str(s.cfg.hook_name): s for s in objs}
@@ -125,7 +125,9 @@ class PatcherFeatures(t.HasTraits):
             if not lock.acquire(blocking=False):
                 raise InvalidOptionError("feature sweep while a sweep is running", kind, ["cancel_sweep() first"])
             try:
-                entry["exact"] = grid.exact(self.runs, self._fsaes[hook], entry["features"])  # type: ignore[attr-defined]
+                sae_obj = self._fsaes[hook]
+                entry["exact"] = grid.exact(self.runs, sae_obj, self._facts.clean_cache(sae_obj), entry["features"],  # type: ignore[attr-defined]
+                                            max_batch=self.sweep_options.get("max_batch", 64))  # type: ignore[attr-defined]
             finally:
                 lock.release()
         entry["shown"] = kind
@@ -209,7 +211,7 @@ class PatcherFeatures(t.HasTraits):
             raise InvalidOptionError("SAE", hook, list(self._fsaes) or ["patcher(..., saes=[sae]) first"])
         if hook not in self._fgrids:
             runs = self.runs  # type: ignore[attr-defined]
-            est = grid.estimate(runs, self._fsaes[hook])
+            est = grid.estimate(runs, self._fsaes[hook], self._facts.clean_cache(self._fsaes[hook]))
             base = runs.value(runs.corrupted_logits)
             self._fgrids[hook] = {"estimate": est, "features": grid.top_features(est, base, self._ftop_k),
                                   "exact": None, "shown": "attribution"}

@@ -1,13 +1,12 @@
-"""SAE features of one explorer run: each SAE's feature attribution at the attributed
+"""SAE features of one explorer run: each SAE's direct feature attribution at the attributed
 position, memoised per (run, answers).
 
-All maths is :mod:`lenswidget.sae.attribution`'s (``direct_feature_attribution``,
-``feature_logit_effects``); this module only feeds it the run's cache and reshapes the
-result into the explorer's ``[..., batch]`` convention. Feature activations on every token
-of the prompt are the SAE's own ``encode`` of the hooked activation.
-
-An SAE whose input hook the explorer's run did not cache (e.g. ``mlp.hook_in``) gets its
-activation from one extra forward pass, stopped after its layer, memoised with the run.
+The run's tokens go once through ``run_with_cache_with_saes`` with every explorer SAE
+attached (error term on, so the forward pass is the model's own), caching only the SAE
+hooks and the final norm's scale. All maths is
+:func:`lenswidget.sae.attribution.direct_feature_attribution`'s; this module only slices the
+attributed position and puts the batch axis last (the explorer's ``[..., batch]``
+convention).
 """
 
 from __future__ import annotations
@@ -17,9 +16,11 @@ from typing import Any, Optional
 
 import torch
 
-from ..saes import hook_activation
+from ..saes import sae_cache
 from .answers import Answers
 from .source import Run
+
+_SAE_HOOKS = ("hook_sae_input", "hook_sae_acts_post", "hook_sae_error", "hook_sae_output")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class SAEAttribution:
     """One SAE's attribution at the attributed position; every tensor ends in a batch axis."""
 
     features: torch.Tensor  # [d_sae, batch]: each feature's direct attribution
-    terms: dict[str, torch.Tensor]  # label -> [batch]: the other terms (decoder bias, error, ...)
+    terms: dict[str, torch.Tensor]  # label -> [batch]: decoder bias, skip (transcoders), error
     total: torch.Tensor  # [batch]: the direct attribution of the hooked activation (= sum of everything)
     acts: torch.Tensor  # [batch, n_tokens, d_sae]: feature activations on every token
 
@@ -35,24 +36,22 @@ class SAEAttribution:
 class RunFeatures:
     """Memoised SAE attributions of one (run, answers)."""
 
-    def __init__(self, model: Any, run: Run, answers: Answers, acts_memo: Optional[dict] = None):
-        self.model, self.run, self.answers = model, run, answers
+    def __init__(self, model: Any, saes: list, run: Run, answers: Answers, cache: Optional[Any] = None):
+        self.model, self.saes, self.run, self.answers = model, saes, run, answers
         self._attr: dict[str, SAEAttribution] = {}
-        # answer-independent: activations per hook (shared across answers of the same run)
-        self._acts: dict[str, torch.Tensor] = acts_memo if acts_memo is not None else {}
+        self._cache = cache  # answer-independent: shared by every answer of the same run
 
     def with_answers(self, answers: Answers) -> "RunFeatures":
-        return RunFeatures(self.model, self.run, answers, self._acts)
+        return RunFeatures(self.model, self.saes, self.run, answers, self._cache)
 
-    def activation(self, hook: str) -> torch.Tensor:
-        """The model's activation at ``hook`` on the run's tokens (from the cache when it has it)."""
-        if hook not in self._acts:
-            cache = self.run.cache
-            if hook in cache:
-                self._acts[hook] = cache[hook]
-            else:
-                self._acts[hook] = hook_activation(self.model, hook, self.run.tokens)
-        return self._acts[hook]
+    @property
+    def cache(self) -> Any:
+        if self._cache is None:
+            names = [f"{s.cfg.hook_name_out}.{h}" for s in self.saes for h in _SAE_HOOKS]
+            if "ln_final.hook_scale" in self.model.hook_dict:
+                names.append("ln_final.hook_scale")
+            self._cache = sae_cache(self.model, self.saes, self.run.tokens, names, full=True)
+        return self._cache
 
     def of(self, sae: Any) -> SAEAttribution:
         hook = str(sae.cfg.hook_name)
@@ -64,10 +63,13 @@ class RunFeatures:
     def _compute(self, sae: Any) -> SAEAttribution:
         from ...sae.attribution import direct_feature_attribution
 
-        act = self.activation(str(sae.cfg.hook_name))
-        res = direct_feature_attribution(self.model, self.run.cache, sae, self.answers.ids, self.answers.incorrect,
-                                         pos=self.run.pos, activation=act)
-        feats = res.features.float().cpu().T  # [batch, d_sae] -> [d_sae, batch]
-        terms = {name: v.float().cpu() for name, v in res.terms().items()}
-        acts = sae.encode(act.to(sae.device), hooks=False).float().cpu()
-        return SAEAttribution(feats, terms, res.total.float().cpu(), acts)
+        a = self.answers
+        res = direct_feature_attribution(self.model, sae, answer_tokens=a.ids, incorrect_tokens=a.incorrect,
+                                         cache=self.cache)
+        p = self.run.pos
+        terms = {"b_dec": res.bias[:, p]}
+        if sae.cfg.has_skip:
+            terms["skip"] = res.skip[:, p]
+        terms["error"] = res.error[:, p]
+        return SAEAttribution(res.features[:, p].float().cpu().T, {k: v.float().cpu() for k, v in terms.items()},
+                              res.component[:, p].float().cpu(), res.acts.float().cpu())

@@ -5,14 +5,15 @@ decoder direction promotes and suppresses.
 
 ``residual(model, prompt, answer, saes=[sae, ...])`` takes lenswidget or SAELens SAEs; with
 ``saes=None`` a ``HookedSAETransformer``'s attached SAEs (``model.acts_to_saes``) are used.
-The explorer runs the model as it is and reads each SAE's input hook from the cache, so
-attaching SAEs with ``use_error_term=False`` changes the run (the bars then explain the
-reconstructed model) while the default leaves it exact.
 
 State: ``sae_path`` is ``[]``, ``[hook]`` (that SAE's feature bars) or ``[hook, "F<i>"]``
 (and feature ``i``'s detail). Python: :meth:`open_sae`, :meth:`open_feature`,
 :meth:`close_sae`, ``feature_data``. Browser messages: ``open_sae {hook}``,
 ``open_feature {hook, feature}``, ``sae_back {depth}``.
+
+The model must be a ``HookedSAETransformer``; the SAE numbers come from one extra forward
+pass with the SAEs attached with their error term (the model's own run), so they explain the
+same run as the component bars unless SAEs are attached *without* the error term.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class SAEFeatures(t.HasTraits):
 
     def _init_features(self, model: Any, saes: Any) -> None:
         chosen = attached(model) if saes is None else saes
-        self._sae_objs = check_all(model, chosen) if chosen else []
+        self._sae_objs = check_all(model, chosen, "residual(..., saes=...)") if chosen else []
         self._feat: Optional[RunFeatures] = None
         self._effects: dict[tuple, tuple] = {}
 
@@ -113,8 +114,8 @@ class SAEFeatures(t.HasTraits):
         if pinned is not None:
             detail = self._detail(sae, a, pinned, run, prompt, shown)
             raw["detail"] = detail
-            payload["sae_detail"] = {**{k: detail[k] for k in ("hook", "label", "feature", "value", "activation",
-                                                             "pos", "prompt", "tokens", "promoted", "suppressed")},
+            payload["sae_detail"] = {**{k: detail[k] for k in ("hook", "label", "feature", "value", "activation", "pos",
+                                                             "prompt", "tokens", "promoted", "suppressed", "scale_max")},
                                      "acts": codec.encode(detail["acts"], "float32"),
                                      "promoted_values": codec.encode(detail["promoted_values"], "float32"),
                                      "suppressed_values": codec.encode(detail["suppressed_values"], "float32")}
@@ -126,8 +127,10 @@ class SAEFeatures(t.HasTraits):
             self._effects[key] = top_effects(self._model, sae, f, N_TOP_TOKENS)
         up, up_v, down, down_v = self._effects[key]
         acts = a.acts[shown, :, f]
+        first = 1 if _has_bos(self._model, run, shown) else 0  # the attention sink: no SAE is trained there
         return {"hook": sae.cfg.hook_name, "label": f"F{f}", "feature": f, "value": float(reduce(a.features[f], prompt)),
                 "activation": float(acts[run.pos]), "pos": run.pos, "prompt": shown,
+                "scale_max": float(acts[first:].max()) if acts.numel() > first else 0.0,
                 "tokens": list(run.str_tokens[shown]), "acts": acts.clone(), "promoted": up, "promoted_values": up_v,
                 "suppressed": down, "suppressed_values": down_v}
 
@@ -137,7 +140,7 @@ class SAEFeatures(t.HasTraits):
             if feat.answers.key() != answers.key():
                 feat = feat.with_answers(answers)
         else:
-            feat = RunFeatures(self._model, run, answers)
+            feat = RunFeatures(self._model, self._sae_objs, run, answers)
         self._feat = feat
         return feat
 
@@ -191,6 +194,11 @@ class SAEFeatures(t.HasTraits):
         if not isinstance(feature, int) or isinstance(feature, bool) or not 0 <= feature < d_sae:
             raise OutOfRangeError("feature", feature, 0, d_sae - 1, f"the SAE at {hook!r} has d_sae={d_sae}")
         return feature
+
+
+def _has_bos(model: Any, run: Run, prompt: int) -> bool:
+    bos = getattr(getattr(model, "tokenizer", None), "bos_token_id", None)
+    return bos is not None and int(run.tokens[prompt, 0]) == int(bos)
 
 
 def feature_bars(a: SAEAttribution, prompt: Optional[int], k: int, pinned: Optional[int]) -> dict[str, Any]:
