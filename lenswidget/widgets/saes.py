@@ -22,6 +22,18 @@ _LABEL = re.compile(r"^blocks\.(\d+)\.(?:(attn|mlp)\.)?hook_(\w+)$")
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
+def panels_esm(saes: Sequence[Any]) -> str:
+    """The SAE panels' bundle (``static/saes.js``, src/saes/) for a widget with ``saes``, else ``""``.
+
+    The residual explorer and the patcher load it at run time (src/shared/lazy.ts), so their
+    own bundles carry only a loader.
+    """
+    from .assets import STATIC
+
+    path = STATIC / "saes.js"
+    return path.read_text(encoding="utf-8") if saes and path.is_file() else ""
+
+
 def require_sae_model(model: Any, what: str) -> None:
     """The SAE views need a ``HookedSAETransformer`` (it attaches the SAEs they read)."""
     if not (hasattr(model, "run_with_cache_with_saes") and hasattr(model, "_as_sae")):

@@ -76,11 +76,11 @@ export class FeatureView {
     d.listen(this.idx, "keydown", (ev) => {
       if (ev.key === "Enter") this.pick(this.idx.value);
     });
-    const on = (keys: string[], fn: () => void) => keys.forEach((k) => d.onModel(model, `change:${k}`, fn));
-    on(["idx", "d_sae", "sae_label", "hook", "n_windows", "n_docs"], () => this.renderHead());
-    on(["status", "progress"], () => this.renderProgress());
-    on(["summary", "histogram", "contexts", "status"], () => this.renderResults());
-    on(["effects"], () => this.renderEffects());
+    const f = this.frame;
+    f.watch(["idx", "d_sae", "sae_label", "hook", "n_windows", "n_docs"], () => this.renderHead());
+    f.watch(["status", "progress"], () => this.renderProgress());
+    f.watch(["summary", "histogram", "contexts", "status"], () => this.renderResults());
+    f.watch(["effects"], () => this.renderEffects());
     d.onModel(model, "msg:custom", (msg: unknown) => this.onMessage(msg));
     this.frame.watchTheme(() => this.renderResults());
     this.renderHead();
@@ -92,14 +92,11 @@ export class FeatureView {
 
   // -- kernel traffic ---------------------------------------------------------------------
   private send(message: Record<string, unknown>): void {
-    this.frame.setBusy(true);
-    this.model.send(message);
+    this.frame.send(message);
   }
 
   private setTrait(key: string, value: unknown): void {
-    this.frame.setBusy(true);
-    this.model.set(key, value);
-    this.model.save_changes();
+    this.frame.update({ [key]: value });
   }
 
   /** Ask the kernel to scan the corpus once, when nobody has yet. */

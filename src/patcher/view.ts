@@ -8,13 +8,13 @@ import { divergingScale, makeScale, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { formatValue } from "../shared/format";
 import { Frame } from "../shared/frame";
+import { extend } from "../shared/lazy";
 import type { Cell, Overlay } from "../shared/grid";
 import { Legend } from "../shared/legend";
 import { decodeOrEmpty, EMPTY, type Tensor } from "../shared/tensor";
 import { getInt, getString, getStrings } from "../shared/traits";
 import type { Cleanup, RenderProps, WidgetModel } from "../shared/types";
 import { ChipList } from "./chips";
-import { FeatureGridPanel } from "./featureGrid";
 import { Controls } from "./controls";
 import { copyText } from "./copy";
 import type { DragState, Effect, Target } from "./drag";
@@ -63,7 +63,6 @@ export class PatcherView {
   private readonly selectionText: HTMLSpanElement;
   private readonly controls: Controls;
   private readonly chips: ChipList;
-  readonly features: FeatureGridPanel;
   private readonly metricPanel = new MetricPanel();
   private readonly sweepPanel: SweepPanel;
   private readonly legend = new Legend(100);
@@ -136,15 +135,6 @@ export class PatcherView {
         this.renderGrids();
       },
     });
-    this.features = new FeatureGridPanel(model, d, {
-      corrupted: () => this.corrupted.canvas,
-      ablate: () => this.ablate,
-      ablation: () => this.ablation,
-      send: (m) => this.send(m),
-      setTrait: (k, v) => this.setTrait(k, v),
-      tooltip: (lines, x = 0, y = 0) => (lines ? f.tooltip.show(lines, x, y) : f.tooltip.hide()),
-      colors: () => ({ fg: f.theme.foreground, accent: f.theme.accent }),
-    }); // SAE features (featureGrid.ts)
     this.code = el("pre", { testid: "lw-code", className: "lw-code" });
     this.copyButton = f.button("lw-copy-code", "Copy as code", () => void this.copyCode());
     this.copyButton.title = "Copy the run_with_hooks code that reproduces the active patches";
@@ -159,7 +149,6 @@ export class PatcherView {
           this.controls.node,
           el("div", { className: "lw-patch-grids", children: [this.clean.node, this.corrupted.node, side] }),
           this.chips.node,
-          this.features.node,
           this.metricPanel.node,
           this.sweepPanel.node,
           this.notice,
@@ -198,6 +187,7 @@ export class PatcherView {
     this.renderSweep();
     this.renderNotice();
     this.renderPrompts();
+    extend(model, this.frame, "patcher"); // SAE features, when the kernel sends them (src/saes/)
   }
 
   get root(): HTMLDivElement {

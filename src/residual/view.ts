@@ -12,6 +12,7 @@ import { exportPng, exportSvg } from "../shared/download";
 import type { FigureSpec } from "../shared/figure";
 import { formatValue } from "../shared/format";
 import { Frame } from "../shared/frame";
+import { extend } from "../shared/lazy";
 import type { Cell } from "../shared/grid";
 import { visibleToken } from "../shared/tokens";
 import { getInt, getString, getStrings } from "../shared/traits";
@@ -21,7 +22,6 @@ import { BarChart } from "./bars";
 import { Controls, MEAN } from "./controls";
 import { Breadcrumbs } from "./crumbs";
 import { DetailView } from "./detail";
-import { FeaturePanel } from "./features";
 import { HeadGrid } from "./headGrid";
 import { LensView } from "./lens";
 import { barOrder, readSort, type Sort } from "./order";
@@ -46,7 +46,6 @@ export class ResidualView {
   readonly heads: HeadGrid;
   readonly detail: DetailView;
   readonly lens: LensView;
-  readonly features: FeaturePanel;
   readonly check: HTMLDivElement;
   private readonly main: HTMLDivElement;
   private barsData: BarsData = { level: "components", layer: null, labels: [], kinds: [], values: new Float32Array(0) };
@@ -62,8 +61,6 @@ export class ResidualView {
     this.lens = new LensView(() => ({ fg: t().foreground, font: t().monoFont }));
     this.check = el("div", { testid: "lw-res-check", className: "lw-res-check" });
     this.main = el("div", { className: "lw-res-main", children: [this.bars.node, this.heads.node, this.detail.node] });
-    this.features = new FeaturePanel(model, this.frame, (msg) => this.send(msg)); // SAE features (features.ts)
-    this.main.append(this.features.node);
     this.frame.body.append(this.controls.node, this.crumbs.node, this.check, this.main, this.lens.node);
     this.barScale = divergingScale(1, t().dark, t().background);
     this.headScale = this.barScale;
@@ -71,6 +68,7 @@ export class ResidualView {
     this.frame.button("lw-export-svg", "SVG", () => this.exportFigure("svg"));
     this.wire();
     this.renderAll();
+    extend(model, this.frame, "residual"); // SAE features, when the kernel sends them (src/saes/)
   }
 
   // -- reading ----------------------------------------------------------------------------

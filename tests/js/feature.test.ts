@@ -9,11 +9,11 @@ const XSS = `<img src=x onerror="globalThis.__pwned=1">`;
 /** A FakeModel that can deliver kernel -> browser custom messages (`msg:custom`). */
 class CustomModel extends FakeModel {
   private custom: Callback[] = [];
-  on(event: string, cb: Callback): void {
+  override on(event: string, cb: Callback): void {
     if (event === "msg:custom") this.custom.push(cb);
     else super.on(event, cb);
   }
-  off(event?: string | null, cb?: Callback | null): void {
+  override off(event?: string | null, cb?: Callback | null): void {
     if (event === "msg:custom") this.custom = this.custom.filter((c) => c !== cb);
     else super.off(event, cb);
   }

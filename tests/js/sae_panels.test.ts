@@ -1,8 +1,13 @@
-/** The SAE parts of the residual explorer (src/residual/features.ts) and the patcher (src/patcher/featureGrid.ts). */
+/**
+ * The SAE panels (src/saes/) mounted into the residual explorer and the patcher, as
+ * src/shared/lazy.ts does once their bundle is loaded.
+ */
 import { afterEach, describe, expect, test } from "vitest";
-import { featureMessage } from "../../src/patcher/featureGrid";
-import { render as renderPatcher } from "../../src/patcher/view";
-import { render as renderResidual } from "../../src/residual/view";
+import { PatcherView } from "../../src/patcher/view";
+import { ResidualView } from "../../src/residual/view";
+import { featureMessage, patcher as mountPatcher } from "../../src/saes/patcher";
+import { residual as mountResidual } from "../../src/saes/residual";
+import { extend } from "../../src/shared/lazy";
 import { allByTestId, byTestId, f32Payload, FakeModel } from "./fakeModel";
 
 const XSS = `<img src=x onerror="globalThis.__pwned=1">`;
@@ -49,8 +54,9 @@ function residual(extra: Record<string, unknown> = {}) {
   });
   const host = document.createElement("div");
   document.body.append(host);
-  const cleanup = renderResidual({ model, el: host });
-  return { model, host, cleanup };
+  const view = new ResidualView(model, host);
+  const unmount = mountResidual(model, view.frame);
+  return { model, host, view, unmount };
 }
 
 const FEATURE_BARS = {
@@ -106,9 +112,24 @@ describe("residual explorer: SAE features", () => {
     expect(model.sent.at(-1)).toEqual({ type: "sae_back", depth: 0 });
   });
 
-  test("no SAEs: the panel is hidden", () => {
-    const { host } = residual({ saes: [] });
+  test("no SAEs: the panel is hidden; unmounting removes it and its listeners", () => {
+    const { host, model, view, unmount } = residual({ saes: [] });
     expect(byTestId(host, "lw-res-saes").hidden).toBe(true);
+    expect(byTestId(host, "lw-res-saes").closest(".lw-res-main")).not.toBeNull();
+    unmount();
+    expect(host.querySelector("[data-testid='lw-res-saes']")).toBeNull();
+    view.dispose();
+    expect(model.listenerCount()).toBe(0);
+  });
+
+  test("the loader does nothing without SAE code, and reports a bundle that fails to load", async () => {
+    const { view, model } = residual();
+    extend(model, view.frame, "residual"); // no sae_esm: nothing happens
+    expect(byTestId(view.frame.root, "lw-error").hidden).toBe(true);
+    model.state.sae_esm = "export const residual = ;"; // not a module
+    extend(model, view.frame, "residual");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(byTestId(view.frame.root, "lw-error").hidden).toBe(false);
   });
 });
 
@@ -152,14 +173,15 @@ function patcher(extra: Record<string, unknown> = {}) {
   });
   const host = document.createElement("div");
   document.body.append(host);
-  const cleanup = renderPatcher({ model, el: host });
+  const view = new PatcherView(model, host);
+  mountPatcher(model, view.frame);
   const grid = byTestId<HTMLCanvasElement>(host, "lw-feature-grid");
   const corrupted = byTestId<HTMLCanvasElement>(host, "lw-corrupted-grid");
   const ablate = byTestId(host, "lw-ablate-target");
   box(grid, 0, 0, POS * CELL, 3 * CELL);
   box(corrupted, 500, 0, POS * CELL, 2 * CELL);
   box(ablate, 1000, 0, 100, 50);
-  return { model, host, cleanup, grid, corrupted, ablate };
+  return { model, host, view, grid, corrupted, ablate };
 }
 
 function pointer(type: string, target: EventTarget, x: number, y: number, shift = false): void {

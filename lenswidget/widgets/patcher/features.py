@@ -27,7 +27,7 @@ import traitlets as t
 from ...errors import InvalidOptionError, UnknownNameError
 from .. import codec
 from ..messages import MessageRouter
-from ..saes import attached, check_all, label
+from ..saes import attached, check_all, label, panels_esm
 from ..validation import Bool, Int, ListOf, Nullable, Schema, Str, choices
 from . import feature_grid as grid
 from .feature_patches import FEATURE_MODES, FeatureActs, FeatureChip, FeatureForward, make_chip, sae_layer
@@ -41,6 +41,7 @@ DEFAULT_TOP_K = 12
 class PatcherFeatures(t.HasTraits):
     """Mixin of :class:`~.widget.Patcher`: the SAE traits, API and messages."""
 
+    sae_esm = t.Unicode("").tag(sync=True)  # the SAE panels' code, loaded by the view when there are SAEs
     saes = t.List(t.Dict()).tag(sync=True)  # [{hook, label, d_sae}]
     feature_sae = t.Unicode("").tag(sync=True)  # browser-writable: the grid's SAE
     feature_top_k = t.Int(DEFAULT_TOP_K).tag(sync=True)
@@ -67,7 +68,8 @@ class PatcherFeatures(t.HasTraits):
     def _features_state(self) -> dict[str, Any]:
         """Initial feature traits (called once the patcher's runs are in place)."""
         first = next(iter(self._fsaes), "")
-        state = {"saes": [{"hook": h, "label": label(s), "d_sae": int(s.cfg.d_sae)} for h, s in self._fsaes.items()],
+        saes = [{"hook": h, "label": label(s), "d_sae": int(s.cfg.d_sae)} for h, s in self._fsaes.items()]
+        state = {"sae_esm": panels_esm(list(self._fsaes.values())), "saes": saes,
                  "feature_sae": first, "feature_top_k": self._ftop_k, "feature_patches": []}
         state["feature_grid"] = self._grid_payload(first) if first else {}
         return state

@@ -27,7 +27,7 @@ import traitlets as t
 from ...errors import InvalidOptionError, OutOfRangeError, UnknownNameError
 from .. import codec
 from ..messages import MessageRouter
-from ..saes import attached, check_all, label, top_effects
+from ..saes import attached, check_all, label, panels_esm, top_effects
 from ..validation import Int, Str
 from .answers import Answers
 from .feature_attr import RunFeatures, SAEAttribution
@@ -40,6 +40,7 @@ _FEATURE = re.compile(r"^F(\d+)$")
 class SAEFeatures(t.HasTraits):
     """Mixin of :class:`~.widget.ResidualExplorer`: the SAE traits, API and messages."""
 
+    sae_esm = t.Unicode("").tag(sync=True)  # the SAE panels' code, loaded by the view when there are SAEs
     saes = t.List(t.Dict()).tag(sync=True)  # [{hook, label, d_sae, value}]
     sae_path = t.List(t.Unicode()).tag(sync=True)
     sae_bars = t.Dict().tag(sync=True)
@@ -49,6 +50,7 @@ class SAEFeatures(t.HasTraits):
     def _init_features(self, model: Any, saes: Any) -> None:
         chosen = attached(model) if saes is None else saes
         self._sae_objs = check_all(model, chosen, "residual(..., saes=...)") if chosen else []
+        self._sae_esm = panels_esm(self._sae_objs)
         self._feat: Optional[RunFeatures] = None
         self._effects: dict[tuple, tuple] = {}
 
@@ -99,7 +101,8 @@ class SAEFeatures(t.HasTraits):
             saes.append({"hook": sae.cfg.hook_name, "label": label(sae), "d_sae": int(sae.cfg.d_sae),
                          "value": float(reduce(a.total, prompt))})
         raw: dict[str, Any] = {"saes": {s["hook"]: s["value"] for s in saes}, "bars": None, "detail": None}
-        payload: dict[str, Any] = {"saes": saes, "sae_path": path, "sae_bars": {}, "sae_check": {}, "sae_detail": {}}
+        payload: dict[str, Any] = {"sae_esm": self._sae_esm, "saes": saes, "sae_path": path, "sae_bars": {},
+                                   "sae_check": {}, "sae_detail": {}}
         if not path:
             return payload, raw
         sae = self._sae_objs[self._index_of(path[0])]

@@ -7,6 +7,9 @@
  * Dragging grid cells onto the corrupted run's grid sends `add_feature_patch` (their clean
  * activations patched in), onto the ablate target the same with the ablation mode; a click
  * selects, Shift extends (the patcher's drag state machine, with this grid as its source).
+ *
+ * Loaded at run time (src/shared/lazy.ts): `patcher(model, frame)` mounts the panel after
+ * the patcher's grids and finds the drop targets by their test ids (src/DOM.md).
  */
 import { makeScale, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
@@ -19,12 +22,13 @@ import { getNumber, getString, getStrings } from "../shared/traits";
 import type { WidgetModel } from "../shared/types";
 import { visibleToken } from "../shared/tokens";
 import { injectStyleOnce } from "../shared/styles";
-import { ChipList } from "./chips";
-import type { DragState, Effect, Target } from "./drag";
-import { outlineRect } from "./grids";
-import { PointerDrag } from "./pointer";
-import { rectKey, type Rect } from "./rect";
-import type { Chip } from "./state";
+import { ChipList } from "../patcher/chips";
+import type { DragState, Effect, Target } from "../patcher/drag";
+import { outlineRect } from "../patcher/grids";
+import { PointerDrag } from "../patcher/pointer";
+import { rectKey, type Rect } from "../patcher/rect";
+import type { Chip } from "../patcher/state";
+import type { Frame } from "../shared/frame";
 
 export interface FeatureHost {
   corrupted(): HTMLElement;
@@ -215,4 +219,22 @@ export class FeatureGridPanel {
       .map((c) => ({ id: c.id as number, act: "feature", layers: [], positions: null, heads: null, mode: String(c.mode ?? "clean"), enabled: c.enabled !== false, label: String(c.label ?? "") }));
     this.chips.render(chips);
   }
+}
+
+/** Mount the panel into a patcher's frame; returns its disposer. */
+export function patcher(model: WidgetModel, frame: Frame): () => void {
+  const find = (id: string) => frame.body.querySelector(`[data-testid="${id}"]`) as HTMLElement;
+  const panel = new FeatureGridPanel(model, frame.disposer, {
+    corrupted: () => find("lw-corrupted-grid"),
+    ablate: () => find("lw-ablate-target"),
+    ablation: () => (getString(model, "ablation") === "mean" ? "mean" : "zero"),
+    send: (m) => frame.send(m),
+    setTrait: (k, v) => frame.update({ [k]: v }),
+    tooltip: (lines, x = 0, y = 0) => (lines ? frame.tooltip.show(lines, x, y) : frame.tooltip.hide()),
+    colors: () => ({ fg: frame.theme.foreground, accent: frame.theme.accent }),
+  });
+  const grids = frame.body.querySelector(".lw-patch-grids");
+  if (grids) grids.after(panel.node);
+  else frame.body.append(panel.node);
+  return () => panel.node.remove();
 }

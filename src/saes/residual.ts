@@ -5,6 +5,9 @@
  * the components), then a feature's detail: its activation on every token of the prompt
  * (values printed under the tokens) and the tokens its decoder direction promotes and
  * suppresses. Clicks send `open_sae`, `open_feature` and `sae_back`.
+ *
+ * Loaded at run time (src/shared/lazy.ts): `residual(model, frame)` mounts the panel at the
+ * end of the explorer's attribution view (`.lw-res-main`, hidden with it in the lens view).
  */
 import { activationScale, activationStrip, fillTokenList, injectActivationStyles } from "../shared/activations";
 import { divergingScale } from "../shared/colors";
@@ -14,7 +17,7 @@ import type { Frame } from "../shared/frame";
 import { decodeOrEmpty } from "../shared/tensor";
 import { getStrings } from "../shared/traits";
 import type { WidgetModel } from "../shared/types";
-import { BarChart } from "./bars";
+import { BarChart } from "../residual/bars";
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {});
@@ -165,4 +168,11 @@ export class FeaturePanel {
       }),
     );
   }
+}
+
+/** Mount the panel into a residual explorer's frame; returns its disposer. */
+export function residual(model: WidgetModel, frame: Frame): () => void {
+  const panel = new FeaturePanel(model, frame, (m) => frame.send(m));
+  (frame.body.querySelector(".lw-res-main") ?? frame.body).append(panel.node);
+  return () => panel.node.remove();
 }
