@@ -37,6 +37,7 @@ _EXPORTS = {
     "link_heatmap_to_attention": "lenswidget.widgets",
     "residual": "lenswidget.widgets",
     "patcher": "lenswidget.widgets",
+    "feature": "lenswidget.widgets",
 }
 
 _SUBMODULES = {

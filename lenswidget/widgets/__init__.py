@@ -9,12 +9,14 @@ from .attention import AttentionInspector, attention
 from .base import LensWidget
 from .codec import decode as decode_tensor
 from .codec import encode as encode_tensor
+from .feature import FeatureDashboard, feature
 from .heatmap import HeadHeatmap, HeadLink, head_heatmap, link_heatmap_to_attention
 from .patcher import Patcher, patcher
 from .residual import ResidualExplorer, residual
 
 __all__ = [
     "AttentionInspector",
+    "FeatureDashboard",
     "HeadHeatmap",
     "HeadLink",
     "LensWidget",
@@ -23,6 +25,7 @@ __all__ = [
     "attention",
     "decode_tensor",
     "encode_tensor",
+    "feature",
     "head_heatmap",
     "link_heatmap_to_attention",
     "patcher",
