@@ -11,6 +11,7 @@ patching from :mod:`lenswidget.sae.patching`.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any, Iterable, Optional, Sequence
 
@@ -23,15 +24,18 @@ _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
 def panels_esm(saes: Sequence[Any]) -> str:
-    """The SAE panels' bundle (``static/saes.js``, src/saes/) for a widget with ``saes``, else ``""``.
+    """The SAE panels' bundle (``static/saes.js``, src/saes/) as a ``data:`` module URL for a
+    widget with ``saes``, else ``""``.
 
-    The residual explorer and the patcher load it at run time (src/shared/lazy.ts), so their
-    own bundles carry only a loader.
+    The residual explorer's and the patcher's ``Frame`` imports it at run time (src/shared/
+    frame.ts), so their own bundles carry only that loader.
     """
     from .assets import STATIC
 
     path = STATIC / "saes.js"
-    return path.read_text(encoding="utf-8") if saes and path.is_file() else ""
+    if not saes or not path.is_file():
+        return ""
+    return "data:text/javascript;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def require_sae_model(model: Any, what: str) -> None:

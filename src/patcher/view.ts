@@ -8,7 +8,6 @@ import { divergingScale, makeScale, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { formatValue } from "../shared/format";
 import { Frame } from "../shared/frame";
-import { extend } from "../shared/lazy";
 import type { Cell, Overlay } from "../shared/grid";
 import { Legend } from "../shared/legend";
 import { decodeOrEmpty, EMPTY, type Tensor } from "../shared/tensor";
@@ -187,7 +186,6 @@ export class PatcherView {
     this.renderSweep();
     this.renderNotice();
     this.renderPrompts();
-    extend(model, this.frame, "patcher"); // SAE features, when the kernel sends them (src/saes/)
   }
 
   get root(): HTMLDivElement {

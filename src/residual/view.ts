@@ -12,7 +12,6 @@ import { exportPng, exportSvg } from "../shared/download";
 import type { FigureSpec } from "../shared/figure";
 import { formatValue } from "../shared/format";
 import { Frame } from "../shared/frame";
-import { extend } from "../shared/lazy";
 import type { Cell } from "../shared/grid";
 import { visibleToken } from "../shared/tokens";
 import { getInt, getString, getStrings } from "../shared/traits";
@@ -68,7 +67,6 @@ export class ResidualView {
     this.frame.button("lw-export-svg", "SVG", () => this.exportFigure("svg"));
     this.wire();
     this.renderAll();
-    extend(model, this.frame, "residual"); // SAE features, when the kernel sends them (src/saes/)
   }
 
   // -- reading ----------------------------------------------------------------------------

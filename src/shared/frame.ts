@@ -82,6 +82,9 @@ export class Frame {
     this.title.textContent = this.str("title");
     this.disposer.listen(this.root, "mouseleave", () => this.tooltip.hide());
     this.disposer.add(() => this.root.remove());
+    // Optional panels the kernel sends as a module URL (SAE features: src/saes/index.ts)
+    const extra = model.get("sae_esm");
+    if (extra) import(extra as string).then((m) => m.mount(model, this), (e) => this.showError("" + e));
   }
 
   /**

@@ -7,7 +7,7 @@ import { PatcherView } from "../../src/patcher/view";
 import { ResidualView } from "../../src/residual/view";
 import { featureMessage, patcher as mountPatcher } from "../../src/saes/patcher";
 import { residual as mountResidual } from "../../src/saes/residual";
-import { extend } from "../../src/shared/lazy";
+import { mount } from "../../src/saes/index";
 import { allByTestId, byTestId, f32Payload, FakeModel } from "./fakeModel";
 
 const XSS = `<img src=x onerror="globalThis.__pwned=1">`;
@@ -122,14 +122,23 @@ describe("residual explorer: SAE features", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
-  test("the loader does nothing without SAE code, and reports a bundle that fails to load", async () => {
-    const { view, model } = residual();
-    extend(model, view.frame, "residual"); // no sae_esm: nothing happens
-    expect(byTestId(view.frame.root, "lw-error").hidden).toBe(true);
-    model.state.sae_esm = "export const residual = ;"; // not a module
-    extend(model, view.frame, "residual");
-    await new Promise((r) => setTimeout(r, 200));
-    expect(byTestId(view.frame.root, "lw-error").hidden).toBe(false);
+  test("the frame imports the module the kernel sends and mounts it; a broken module is reported", async () => {
+    const ok = residual({ sae_esm: "data:text/javascript,export function mount(m, f) { f.root.dataset.mounted = 'yes'; }" });
+    const bad = residual({ sae_esm: "data:text/javascript,export const mount = ;" });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ok.view.frame.root.dataset.mounted).toBe("yes");
+    expect(byTestId(bad.view.frame.root, "lw-error").hidden).toBe(false);
+    expect(byTestId(ok.view.frame.root, "lw-error").hidden).toBe(true);
+  });
+
+  test("mount picks the panel from the widget kind and removes it with the view", () => {
+    const { host, model, view, unmount } = residual();
+    unmount(); // the panel mounted by the test setup
+    mount(model, view.frame);
+    expect(allByTestId(host, "lw-res-saes")).toHaveLength(1);
+    view.dispose();
+    expect(host.querySelector("[data-testid='lw-res-saes']")).toBeNull();
+    expect(model.listenerCount()).toBe(0);
   });
 });
 

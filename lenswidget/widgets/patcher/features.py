@@ -41,7 +41,7 @@ DEFAULT_TOP_K = 12
 class PatcherFeatures(t.HasTraits):
     """Mixin of :class:`~.widget.Patcher`: the SAE traits, API and messages."""
 
-    sae_esm = t.Unicode("").tag(sync=True)  # the SAE panels' code, loaded by the view when there are SAEs
+    sae_esm = t.Unicode("").tag(sync=True)  # the SAE panels' module (a data: URL), only when there are SAEs
     saes = t.List(t.Dict()).tag(sync=True)  # [{hook, label, d_sae}]
     feature_sae = t.Unicode("").tag(sync=True)  # browser-writable: the grid's SAE
     feature_top_k = t.Int(DEFAULT_TOP_K).tag(sync=True)
@@ -213,7 +213,14 @@ class PatcherFeatures(t.HasTraits):
             raise InvalidOptionError("SAE", hook, list(self._fsaes) or ["patcher(..., saes=[sae]) first"])
         if hook not in self._fgrids:
             runs = self.runs  # type: ignore[attr-defined]
-            est = grid.estimate(runs, self._fsaes[hook], self._facts.clean_cache(self._fsaes[hook]))
+            lock = getattr(self, "_model_lock", None)
+            if lock is not None and not lock.acquire(blocking=False):
+                raise InvalidOptionError("SAE grid while a sweep is running", hook, ["cancel_sweep() first, or wait"])
+            try:
+                est = grid.estimate(runs, self._fsaes[hook], self._facts.clean_cache(self._fsaes[hook]))
+            finally:
+                if lock is not None:
+                    lock.release()
             base = runs.value(runs.corrupted_logits)
             self._fgrids[hook] = {"estimate": est, "features": grid.top_features(est, base, self._ftop_k),
                                   "exact": None, "shown": "attribution"}

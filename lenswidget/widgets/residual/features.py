@@ -40,7 +40,7 @@ _FEATURE = re.compile(r"^F(\d+)$")
 class SAEFeatures(t.HasTraits):
     """Mixin of :class:`~.widget.ResidualExplorer`: the SAE traits, API and messages."""
 
-    sae_esm = t.Unicode("").tag(sync=True)  # the SAE panels' code, loaded by the view when there are SAEs
+    sae_esm = t.Unicode("").tag(sync=True)  # the SAE panels' module (a data: URL), only when there are SAEs
     saes = t.List(t.Dict()).tag(sync=True)  # [{hook, label, d_sae, value}]
     sae_path = t.List(t.Unicode()).tag(sync=True)
     sae_bars = t.Dict().tag(sync=True)
