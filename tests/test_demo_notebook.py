@@ -19,6 +19,8 @@ def test_demo_notebook_executes_without_errors(tmp_path):
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "Paris" in text  # test_prompt's report on the default model
     assert "clean logit diff" in text
+    assert "Italy run: Paris - Rome" in text and "estimate" in text  # the SAE feature section
     widget_views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    # residual explorer, head heatmap + attention inspector, patching heatmap, patcher
-    assert len(widget_views) >= 5
+    # residual explorer, head heatmap + attention inspector, patching heatmap, patcher,
+    # and the SAE section's residual explorer, patcher and feature dashboard
+    assert len(widget_views) >= 8
