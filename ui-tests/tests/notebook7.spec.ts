@@ -40,11 +40,13 @@ test('the demo notebook widgets work in Notebook 7', async ({ page: lab, tmpPath
 
   const roots = page.getByTestId('lw-root');
   await test.step('every widget renders, live', async () => {
-    // residual explorer, head heatmap + attention inspector, patching heatmap, patcher
-    await expect(roots).toHaveCount(5, { timeout: 60_000 });
+    // residual explorer, head heatmap + attention inspector, patching heatmap, patcher; then
+    // the SAE section's residual explorer, patcher and feature dashboard
+    const all = ['residual', 'heatmap', 'attention', 'heatmap', 'patcher', 'residual', 'patcher', 'feature'];
+    await expect(roots).toHaveCount(all.length, { timeout: 60_000 });
     const kinds = await roots.evaluateAll(els => els.map(e => e.getAttribute('data-widget')));
-    expect(kinds).toEqual(['residual', 'heatmap', 'attention', 'heatmap', 'patcher']);
-    for (let i = 0; i < 5; i++) {
+    expect(kinds).toEqual(all);
+    for (let i = 0; i < all.length; i++) {
       await expect(roots.nth(i)).toHaveAttribute('data-link', 'live');
       await expect(roots.nth(i).getByTestId('lw-error')).toBeHidden();
     }
