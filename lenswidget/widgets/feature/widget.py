@@ -99,7 +99,8 @@ class FeatureDashboard(LensWidget):
 
     @property
     def contexts_data(self) -> list[dict[str, Any]]:
-        """The shown feature's top contexts, best first: ``value``, ``doc``, ``tokens``, ``acts``, ``top``, ``start``."""
+        """The shown feature's top contexts, best first: ``value``, ``doc``, ``tokens``, ``acts``, ``top``,
+        ``start`` (the first shown token's index in its corpus string)."""
         self.compute()
         return [c.to_dict() for c in self._shown.get("contexts", [])]
 
@@ -171,7 +172,7 @@ class FeatureDashboard(LensWidget):
         hist = self._scan.hist.of(idx)
         self._shown = {"idx": idx, "contexts": ctx, "hist": hist}
         self.summary = {k: hist[k] for k in ("fired", "total", "frequency", "mean", "max")}
-        self.histogram = {"counts": codec.encode(hist["counts"], "float32"), "edges": codec.encode(hist["edges"], "float32")}
+        self.histogram = {k: codec.encode(hist[k], "float32") for k in ("counts", "edges")}
         self.contexts = [{"value": c.value, "doc": c.doc, "tokens": c.tokens, "acts": codec.encode(c.acts, "float32"),
                           "top": c.top, "start": c.start, "clipped_left": c.clipped_left,
                           "clipped_right": c.clipped_right} for c in ctx]
@@ -205,7 +206,8 @@ def feature(model: Any, sae: Any, idx: int = 0, corpus: Sequence[str] | str | No
     if model is None or not hasattr(model, "cfg"):
         raise InvalidOptionError("model", type(model).__name__, ["HookedSAETransformer"])
     if isinstance(sae, (list, tuple)):
-        raise InvalidOptionError("sae", f"a {type(sae).__name__} of SAEs", ["one SAE (the dashboard shows one feature)"])
+        raise InvalidOptionError("sae", f"a {type(sae).__name__} of SAEs",
+                                 ["one SAE (the dashboard shows one feature)"])
     sae = check_all(model, sae, "lenswidget.feature")[0]
     for what, value, low, high in (("top_k", top_k, 1, 100), ("batch_size", batch_size, 1, 4096),
                                    ("n_effects", n_effects, 1, 100)):

@@ -86,7 +86,9 @@ def check_corpus(corpus: Any) -> list[str]:
         return list(corpus)
     if isinstance(corpus, (list, tuple)) and not corpus:
         raise InvalidOptionError("corpus", "[] (empty)", ["a list of strings", "None (the shipped corpus)"])
-    bad = next((type(s).__name__ for s in corpus if not isinstance(s, str)), None) if isinstance(corpus, (list, tuple)) else None
+    bad = None
+    if isinstance(corpus, (list, tuple)):
+        bad = next((type(s).__name__ for s in corpus if not isinstance(s, str)), None)
     got = f"a list holding a {bad}" if bad else type(corpus).__name__
     raise InvalidOptionError("corpus", got, ["a list of strings", "a string", "None (the shipped corpus)"])
 

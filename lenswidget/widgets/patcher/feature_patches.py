@@ -141,7 +141,8 @@ class FeatureActs:
         return self._corrupted[hook]
 
 
-def _write_features(chips: Sequence[FeatureChip], clean: torch.Tensor, mean: Optional[torch.Tensor], p0: int) -> Callable:
+def _write_features(chips: Sequence[FeatureChip], clean: torch.Tensor, mean: Optional[torch.Tensor],
+                    p0: int) -> Callable:
     """A hook on ``hook_sae_acts_post`` writing each chip's feature activations, in chip order."""
     def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
         for chip in chips:

@@ -90,29 +90,29 @@ class PatcherFeatures(t.HasTraits):
     def add_feature_patch(self, features: Any, positions: Any = None, mode: str = "clean", sae: Any = None,
                           enabled: bool = True) -> int:
         """Add a feature chip (``sae``: hook name, default the grid's SAE); returns its id."""
-        with self._state_lock:  # type: ignore[attr-defined]
+        with self._state_lock:
             obj = self._sae(sae)
             if len(self._fchips) >= MAX_FEATURE_CHIPS:
                 raise InvalidOptionError(f"number of feature patches (at most {MAX_FEATURE_CHIPS})",
                                          len(self._fchips) + 1, ["remove or clear feature chips first"])
-            chip = make_chip(self._fnext, obj, self.runs.n_pos, features, positions, mode, enabled)  # type: ignore[attr-defined]
+            chip = make_chip(self._fnext, obj, self.runs.n_pos, features, positions, mode, enabled)
             self._change_features(self._fchips + [chip])
             self._fnext += 1
             return chip.id
 
     def remove_feature_patch(self, pid: int) -> None:
-        with self._state_lock:  # type: ignore[attr-defined]
+        with self._state_lock:
             self._find_feature(pid)
             self._change_features([c for c in self._fchips if c.id != pid])
 
     def toggle_feature_patch(self, pid: int, enabled: Optional[bool] = None) -> None:
-        with self._state_lock:  # type: ignore[attr-defined]
+        with self._state_lock:
             old = self._find_feature(pid)
             new = old.with_enabled(not old.enabled if enabled is None else enabled)
             self._change_features([new if c.id == pid else c for c in self._fchips])
 
     def clear_feature_patches(self) -> None:
-        with self._state_lock:  # type: ignore[attr-defined]
+        with self._state_lock:
             self._change_features([])
 
     def feature_sweep(self, kind: str = "exact", sae: Any = None) -> torch.Tensor:
@@ -123,13 +123,13 @@ class PatcherFeatures(t.HasTraits):
         hook = str(self._sae(sae).cfg.hook_name)
         entry = self._grid(hook)
         if kind == "exact":
-            lock = self._model_lock  # type: ignore[attr-defined]
+            lock = self._model_lock
             if not lock.acquire(blocking=False):
                 raise InvalidOptionError("feature sweep while a sweep is running", kind, ["cancel_sweep() first"])
             try:
                 sae_obj = self._fsaes[hook]
-                entry["exact"] = grid.exact(self.runs, sae_obj, self._facts.clean_cache(sae_obj), entry["features"],  # type: ignore[attr-defined]
-                                            max_batch=self.sweep_options.get("max_batch", 64))  # type: ignore[attr-defined]
+                entry["exact"] = grid.exact(self.runs, sae_obj, self._facts.clean_cache(sae_obj), entry["features"],
+                                            max_batch=self.sweep_options.get("max_batch", 64))
             finally:
                 lock.release()
         entry["shown"] = kind
@@ -145,14 +145,15 @@ class PatcherFeatures(t.HasTraits):
         def add_fields() -> Mapping[str, Schema]:
             d_max = max([int(s.cfg.d_sae) for s in self._fsaes.values()] or [1])
             return {"hook": Str(500), "features": ListOf(Int(0, d_max - 1), 256),
-                    "positions": Nullable(Span(self.runs.n_pos)), "mode": choices(FEATURE_MODES)}  # type: ignore[attr-defined]
+                    "positions": Nullable(Span(self.runs.n_pos)), "mode": choices(FEATURE_MODES)}
 
         def add(m: dict) -> None:
             pos = None if m["positions"] is None else range(m["positions"][0], m["positions"][1] + 1)
             self.add_feature_patch(m["features"], pos, m["mode"], m["hook"])
 
         router.add("add_feature_patch", add, add_fields)
-        router.add("remove_feature_patch", lambda m: self.remove_feature_patch(m["id"]), lambda: {"id": Int(0, 2**31 - 1)})
+        router.add("remove_feature_patch", lambda m: self.remove_feature_patch(m["id"]),
+                   lambda: {"id": Int(0, 2**31 - 1)})
         router.add("toggle_feature_patch", lambda m: self.toggle_feature_patch(m["id"], m["enabled"]),
                    lambda: {"id": Int(0, 2**31 - 1), "enabled": Bool()})
         router.add("clear_feature_patches", lambda m: self.clear_feature_patches())
@@ -197,9 +198,9 @@ class PatcherFeatures(t.HasTraits):
         old = self._fchips
         self._fchips = chips
         try:
-            with self.hold_sync():  # type: ignore[attr-defined]
+            with self.hold_sync():
                 self._sync_feature_patches()
-                self._refresh()  # type: ignore[attr-defined]
+                self._refresh()
         except Exception:
             self._fchips = old
             self._sync_feature_patches()
@@ -212,7 +213,7 @@ class PatcherFeatures(t.HasTraits):
         if not hook:
             raise InvalidOptionError("SAE", hook, list(self._fsaes) or ["patcher(..., saes=[sae]) first"])
         if hook not in self._fgrids:
-            runs = self.runs  # type: ignore[attr-defined]
+            runs = self.runs
             lock = getattr(self, "_model_lock", None)
             if lock is not None and not lock.acquire(blocking=False):
                 raise InvalidOptionError("SAE grid while a sweep is running", hook, ["cancel_sweep() first, or wait"])
@@ -239,9 +240,10 @@ class PatcherFeatures(t.HasTraits):
         dropped = [c for c in self._fchips if c not in kept]
         self._fchips, self._fgrids = kept, {}
         forward = getattr(self, "_forward", None)
-        self._facts = forward.acts if isinstance(forward, FeatureForward) and forward.runs is runs else FeatureActs(runs)
+        same = isinstance(forward, FeatureForward) and forward.runs is runs
+        self._facts = forward.acts if same else FeatureActs(runs)
         if self._fsaes:
-            with self.hold_sync():  # type: ignore[attr-defined]
+            with self.hold_sync():
                 self._sync_feature_patches()
                 self.feature_grid = self._grid_payload(self.feature_sae)
         return dropped

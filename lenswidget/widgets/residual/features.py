@@ -86,7 +86,7 @@ class SAEFeatures(t.HasTraits):
     def feature_data(self) -> dict[str, Any]:
         """What the SAE panel shows, as tensors: ``saes`` (hook -> total), ``bars`` (labels, kinds,
         ``values``, ``per_prompt`` [n_bars, batch], ``target``) and ``detail`` (the open feature)."""
-        return dict(self._raw.get("features") or {})  # type: ignore[attr-defined]
+        return dict(self._raw.get("features") or {})
 
     # -- payload (called from the explorer's _compute) ------------------------------------------------
     def _features_payload(self, run: Run, answers: Answers, prompt: Optional[int],
@@ -117,11 +117,9 @@ class SAEFeatures(t.HasTraits):
         if pinned is not None:
             detail = self._detail(sae, a, pinned, run, prompt, shown)
             raw["detail"] = detail
-            payload["sae_detail"] = {**{k: detail[k] for k in ("hook", "label", "feature", "value", "activation", "pos",
-                                                             "prompt", "tokens", "promoted", "suppressed", "scale_max")},
-                                     "acts": codec.encode(detail["acts"], "float32"),
-                                     "promoted_values": codec.encode(detail["promoted_values"], "float32"),
-                                     "suppressed_values": codec.encode(detail["suppressed_values"], "float32")}
+            tensors = ("acts", "promoted_values", "suppressed_values")
+            payload["sae_detail"] = {k: codec.encode(v, "float32") if k in tensors else v
+                                     for k, v in detail.items()}
         return payload, raw
 
     def _detail(self, sae: Any, a: SAEAttribution, f: int, run: Run, prompt: Optional[int], shown: int) -> dict:
@@ -131,7 +129,8 @@ class SAEFeatures(t.HasTraits):
         up, up_v, down, down_v = self._effects[key]
         acts = a.acts[shown, :, f]
         first = 1 if _has_bos(self._model, run, shown) else 0  # the attention sink: no SAE is trained there
-        return {"hook": sae.cfg.hook_name, "label": f"F{f}", "feature": f, "value": float(reduce(a.features[f], prompt)),
+        return {"hook": sae.cfg.hook_name, "label": f"F{f}", "feature": f,
+                "value": float(reduce(a.features[f], prompt)),
                 "activation": float(acts[run.pos]), "pos": run.pos, "prompt": shown,
                 "scale_max": float(acts[first:].max()) if acts.numel() > first else 0.0,
                 "tokens": list(run.str_tokens[shown]), "acts": acts.clone(), "promoted": up, "promoted_values": up_v,
@@ -151,18 +150,21 @@ class SAEFeatures(t.HasTraits):
     def _add_feature_messages(self, router: MessageRouter) -> None:
         router.add("open_sae", lambda m: self.open_sae(m["hook"]), lambda: {"hook": Str(500)})
         router.add("open_feature", lambda m: self.open_feature(m["feature"], m["hook"]),
-                   lambda: {"hook": Str(500), "feature": Int(0, max([int(s.cfg.d_sae) for s in self._sae_objs] or [1]) - 1)})
+                   lambda: {"hook": Str(500), "feature": Int(0, self._max_d_sae() - 1)})
         router.add("sae_back", lambda m: self.close_sae(m["depth"]), lambda: {"depth": Int(0, len(self.sae_path))})
 
     # -- helpers -------------------------------------------------------------------------------------
     def _set_sae_path(self, path: list[str]) -> None:
         """Compute the new SAE view first; change the traits only when that worked."""
-        prompt = self.prompt_index  # type: ignore[attr-defined]
-        payload, raw = self._features_payload(self._run, self._answers, prompt, path)  # type: ignore[attr-defined]
-        with self.hold_sync():  # type: ignore[attr-defined]
+        prompt = self.prompt_index
+        payload, raw = self._features_payload(self._run, self._answers, prompt, path)
+        with self.hold_sync():
             for key, value in payload.items():
                 setattr(self, key, value)
-            self._raw["features"] = raw  # type: ignore[attr-defined]
+            self._raw["features"] = raw
+
+    def _max_d_sae(self) -> int:
+        return max([int(s.cfg.d_sae) for s in self._sae_objs] or [1])
 
     def _hooks(self) -> list[str]:
         return [str(s.cfg.hook_name) for s in self._sae_objs]
