@@ -6,7 +6,8 @@
  *
  * Dragging grid cells onto the corrupted run's grid sends `add_feature_patch` (their clean
  * activations patched in), onto the ablate target the same with the ablation mode; a click
- * selects, Shift extends (the patcher's drag state machine, with this grid as its source).
+ * selects, Shift extends (the patcher's drag state machine, with this grid as its source);
+ * on the focused grid, arrows (Shift extends), Enter patches and `a` ablates the selection.
  *
  * Loaded at run time (src/shared/lazy.ts): `patcher(model, frame)` mounts the panel after
  * the patcher's grids and finds the drop targets by their test ids (src/DOM.md).
@@ -15,7 +16,7 @@ import { makeScale, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import type { Disposer } from "../shared/events";
 import { formatValue } from "../shared/format";
-import { GridCanvas } from "../shared/grid";
+import { GridCanvas, type Cell } from "../shared/grid";
 import { Legend } from "../shared/legend";
 import { decodeOrEmpty, EMPTY, type Tensor } from "../shared/tensor";
 import { getNumber, getString, getStrings } from "../shared/traits";
@@ -25,6 +26,7 @@ import { injectStyleOnce } from "../shared/styles";
 import { ChipList } from "../patcher/chips";
 import type { DragState, Effect, Target } from "../patcher/drag";
 import { outlineRect } from "../patcher/grids";
+import { gridKey } from "../patcher/keyboard";
 import { PointerDrag } from "../patcher/pointer";
 import { rectKey, type Rect } from "../patcher/rect";
 import type { Chip } from "../patcher/state";
@@ -65,6 +67,8 @@ export class FeatureGridPanel {
   private readonly chips: ChipList;
   private readonly ghost: HTMLDivElement;
   private selection: Rect | null = null;
+  private anchor: Cell | null = null;
+  private cursor: Cell | null = null;
   private values: Float32Array = new Float32Array(0);
   private scale: ColorScale = makeScale("diverging", -1, 1);
 
@@ -101,12 +105,13 @@ export class FeatureGridPanel {
     });
     this.drag = new PointerDrag({
       hit: (x, y) => this.hit(x, y),
-      selection: () => ({ rect: this.selection, anchor: this.selection ? { row: this.selection.r0, col: this.selection.c0 } : null }),
+      selection: () => ({ rect: this.selection, anchor: this.anchor }),
       apply: (effects, state, x, y) => this.apply(effects, state, x, y),
     });
     canvas.setAttribute("data-lm-suppress-shortcuts", "true");
     d.listen(canvas, "pointerdown", (ev) => this.drag.down(ev, () => canvas.focus({ preventScroll: true })));
     d.listen(canvas, "mousemove", (ev) => this.hover(ev));
+    d.listen(canvas, "keydown", (ev) => this.onKey(ev));
     d.listen(canvas, "mouseleave", () => host.tooltip(null));
     d.listen(this.select, "change", () => host.setTrait("feature_sae", this.select.value));
     d.add(() => this.drag.detach());
@@ -135,11 +140,11 @@ export class FeatureGridPanel {
   private apply(effects: Effect[], state: DragState, x: number, y: number): void {
     let over: Target = { kind: "none" };
     for (const e of effects) {
-      if (e.type === "select") this.selection = e.rect;
+      if (e.type === "select") this.choose(e.rect, e.anchor);
       else if (e.type === "hover") over = e.over;
       else if (e.type === "drop") {
-        this.selection = e.rect;
-        this.host.send(featureMessage(this.hook, this.features, e.rect, e.target === "ablate" ? this.host.ablation() : "clean"));
+        this.choose(e.rect, { row: e.rect.r0, col: e.rect.c0 });
+        this.patch(e.target === "ablate" ? this.host.ablation() : "clean");
       }
     }
     const dragging = state.phase === "dragging";
@@ -153,6 +158,30 @@ export class FeatureGridPanel {
       this.ghost.style.left = `${x + 14}px`;
       this.ghost.style.top = `${y + 10}px`;
     }
+    this.paint();
+  }
+
+  private choose(rect: Rect | null, anchor: Cell | null, cursor: Cell | null = null): void {
+    this.selection = rect;
+    this.anchor = rect ? anchor ?? { row: rect.r0, col: rect.c0 } : null;
+    this.cursor = rect ? cursor ?? { row: rect.r1, col: rect.c1 } : null;
+  }
+
+  /** Patch (or ablate) the selected cells into the corrupted run. */
+  patch(mode: string): void {
+    if (this.selection && this.hook) this.host.send(featureMessage(this.hook, this.features, this.selection, mode));
+  }
+
+  /** Keyboard alternative to dragging (the activation grid's keys): arrows, Shift, Enter, `a`, Escape. */
+  private onKey(ev: KeyboardEvent): void {
+    const g = this.grid.geometry;
+    const action = gridKey(ev.key, ev.shiftKey, this.cursor, this.anchor, g.rows, g.cols);
+    if (!action || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    ev.preventDefault();
+    if (action.type === "select") this.choose(action.rect, action.anchor, action.cursor);
+    else if (action.type === "patch") this.patch("clean");
+    else if (action.type === "ablate") this.patch(this.host.ablation());
+    else this.choose(null, null);
     this.paint();
   }
 
@@ -202,14 +231,17 @@ export class FeatureGridPanel {
     this.colLabels.replaceChildren(
       ...Array.from({ length: cols }, (_, c) => el("div", { className: "lw-col-label", text: visibleToken(tokens[c] ?? String(c)), attrs: { "data-index": String(c), style: `width:${cell}px` } })),
     );
-    if (this.selection && (this.selection.r1 >= rows || this.selection.c1 >= cols)) this.selection = null;
+    if (this.selection && (this.selection.r1 >= rows || this.selection.c1 >= cols)) this.choose(null, null);
     this.paint();
   }
 
   private paint(): void {
-    const { fg } = this.host.colors();
+    const { fg, accent } = this.host.colors();
     this.grid.canvas.dataset.selection = rectKey(this.selection);
-    this.grid.paint(this.selection ? [outlineRect(this.selection, fg, 2)] : []);
+    const overlays = this.selection ? [outlineRect(this.selection, fg, 2)] : [];
+    const c = this.cursor;
+    if (c && document.activeElement === this.grid.canvas) overlays.push(outlineRect({ r0: c.row, c0: c.col, r1: c.row, c1: c.col }, accent, 1));
+    this.grid.paint(overlays);
   }
 
   private renderChips(): void {

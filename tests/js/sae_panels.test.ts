@@ -246,6 +246,24 @@ describe("patcher: SAE feature grid", () => {
     expect(allByTestId(host, "lw-clear-patches")).toHaveLength(1); // the activation chips' button keeps its id
   });
 
+  test("keyboard: arrows select, Shift extends, Enter patches, a ablates, Escape clears", () => {
+    const { model, grid } = patcher({ ablation: "mean" });
+    const key = (k: string, shift = false) => grid.dispatchEvent(new KeyboardEvent("keydown", { key: k, shiftKey: shift, bubbles: true }));
+    key("ArrowDown"); // the first press puts the cursor on (0, 0)
+    key("ArrowDown", true);
+    key("ArrowRight", true);
+    expect(grid.dataset.selection).toBe("0,0,1,1");
+    key("Enter");
+    expect(model.sent.at(-1)).toEqual({ type: "add_feature_patch", hook: HOOK, features: [40, 7], positions: [0, 1], mode: "clean" });
+    key("a");
+    expect(model.sent.at(-1)).toEqual({ type: "add_feature_patch", hook: HOOK, features: [40, 7], positions: [0, 1], mode: "mean" });
+    key("Escape");
+    expect(grid.dataset.selection).toBe("");
+    const n = model.sent.length;
+    key("Enter"); // nothing selected: nothing sent
+    expect(model.sent.length).toBe(n);
+  });
+
   test("featureMessage picks the rows' features and the columns' positions", () => {
     expect(featureMessage("h", [9, 8, 7], { r0: 0, c0: 3, r1: 1, c1: 4 }, "mean")).toEqual({ type: "add_feature_patch", hook: "h", features: [9, 8], positions: [3, 4], mode: "mean" });
   });
