@@ -59,8 +59,9 @@ def test_feature_bars_add_up_to_the_components_dla(model, saes, explorer):
     # resid_post: the target is logit_attrs of that activation at the attributed position
     w.open_sae(R_HOOK)
     cache, pos = w.cache, w.pos
-    want = cache.logit_attrs(cache[R_HOOK][:, pos][None], model.to_single_token(" the"), model.to_single_token(" to"),
-                             pos_slice=pos)[0]
+    with torch.no_grad():
+        want = cache.logit_attrs(cache[R_HOOK][:, pos][None], model.to_single_token(" the"),
+                                 model.to_single_token(" to"), pos_slice=pos)[0]
     assert w.sae_check["target"] == pytest.approx(float(want.mean()), rel=1e-4, abs=1e-5)
     assert w.sae_check["sum"] == pytest.approx(w.sae_check["target"], rel=1e-4, abs=1e-5)
 
