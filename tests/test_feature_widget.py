@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lenswidget import SAE, HookedSAETransformer
-from lenswidget.errors import ConfigError, InvalidOptionError, OutOfRangeError, ShapeMismatchError, TokenizationError
+from lenswidget.errors import InvalidOptionError, OutOfRangeError, ShapeMismatchError, TokenizationError
 from lenswidget.widgets import codec
 from lenswidget.widgets.feature import feature
 from lenswidget.widgets.feature.stats import BINS_PER_DECADE, LOG_LO, bin_of
@@ -153,7 +153,7 @@ def test_bad_input_is_refused_with_a_clear_error(model, sae):
     with pytest.raises(OutOfRangeError, match="ctx_len"):
         feature(model, sae, 0, CORPUS, ctx_len=1)
     plain = tiny_model("gpt2", tokenizer=True, n_layers=3)
-    with pytest.raises(ConfigError, match="HookedSAETransformer"):
+    with pytest.raises(TypeError, match="HookedSAETransformer"):
         feature(plain, sae, 0, CORPUS)
     wide = SAE.from_dict({"d_in": 16, "d_sae": 8, "metadata": {"hook_name": HOOK}}, seed=0)
     with pytest.raises(ShapeMismatchError, match="d_in=16"):

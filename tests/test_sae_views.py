@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lenswidget import SAE, HookedSAETransformer
-from lenswidget.errors import ConfigError, OutOfRangeError, UnknownNameError
+from lenswidget.errors import OutOfRangeError, UnknownNameError
 from lenswidget.widgets import codec, patcher, residual
 from tests.models import tiny_cfg, tiny_model, tiny_tokenizer
 
@@ -127,7 +127,7 @@ def test_attached_saes_are_used_by_default_and_plain_models_are_refused(model, s
     finally:
         model.reset_saes()
     plain = tiny_model("gpt2", tokenizer=True, n_layers=3, n_ctx=64)
-    with pytest.raises(ConfigError, match="HookedSAETransformer"):
+    with pytest.raises(TypeError, match="HookedSAETransformer"):
         residual(plain, PROMPTS[0], answer=" the", saes=saes[:1])
     with pytest.raises(UnknownNameError):
         residual(model, PROMPTS[0], answer=" the",

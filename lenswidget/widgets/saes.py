@@ -2,8 +2,8 @@
 
 The views run on a :class:`~lenswidget.sae.HookedSAETransformer` (as in SAELens: load the
 model with ``HookedSAETransformer.from_pretrained``) and take lenswidget or SAELens SAEs,
-checked and converted by the model itself (``model._as_sae`` / ``model._check_sae``, the
-checks of ``add_sae``), so a mismatched SAE is refused before anything runs. Every number
+checked and converted as ``add_sae`` does (``resolve_sae``, ``model._check_sae``), so a
+mismatched SAE is refused before anything runs. Every number
 comes from ``lenswidget.sae``: activations from ``run_with_cache_with_saes`` (error term on,
 so the model's run is unchanged), attributions from :mod:`lenswidget.sae.attribution`,
 patching from :mod:`lenswidget.sae.patching`.
@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import torch
 
-from ..errors import ConfigError, InvalidOptionError
+from ..errors import InvalidOptionError
 
 _LABEL = re.compile(r"^blocks\.(\d+)\.(?:(attn|mlp)\.)?hook_(\w+)$")
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
@@ -38,23 +38,18 @@ def panels_esm(saes: Sequence[Any]) -> str:
     return "data:text/javascript;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def require_sae_model(model: Any, what: str) -> None:
-    """The SAE views need a ``HookedSAETransformer`` (it attaches the SAEs they read)."""
-    if not (hasattr(model, "run_with_cache_with_saes") and hasattr(model, "_as_sae")):
-        raise ConfigError(f"{what} needs a HookedSAETransformer, got a {type(model).__name__}; load it with "
-                          "lenswidget.HookedSAETransformer.from_pretrained(...) (the same weights and hooks)")
-
-
 def check(model: Any, sae: Any) -> Any:
-    """``sae`` as a lenswidget SAE that fits ``model`` (names, widths, dtype, device: ``add_sae``'s checks)."""
-    lw = model._as_sae(sae)
+    """``sae`` as a lenswidget SAE that fits ``model``: ``resolve_sae`` (a ``HookedSAETransformer`` is
+    required) and ``add_sae``'s checks (names, widths, dtype, device)."""
+    from ..sae.transformer import resolve_sae
+
+    lw = resolve_sae(model, sae)
     model._check_sae(lw)
     return lw
 
 
-def check_all(model: Any, saes: Any, what: str) -> list:
+def check_all(model: Any, saes: Any) -> list:
     """Checked SAEs from one SAE or a list of them (one per input hook)."""
-    require_sae_model(model, what)
     items = list(saes) if isinstance(saes, (list, tuple)) else [saes]
     out = [check(model, s) for s in items]
     names = [str(s.cfg.hook_name) for s in out]

@@ -208,7 +208,7 @@ def feature(model: Any, sae: Any, idx: int = 0, corpus: Sequence[str] | str | No
     if isinstance(sae, (list, tuple)):
         raise InvalidOptionError("sae", f"a {type(sae).__name__} of SAEs",
                                  ["one SAE (the dashboard shows one feature)"])
-    sae = check_all(model, sae, "lenswidget.feature")[0]
+    sae = check_all(model, sae)[0]
     for what, value, low, high in (("top_k", top_k, 1, 100), ("batch_size", batch_size, 1, 4096),
                                    ("n_effects", n_effects, 1, 100)):
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:

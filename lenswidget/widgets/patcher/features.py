@@ -50,7 +50,7 @@ class PatcherFeatures(t.HasTraits):
 
     def _init_features(self, runs: Runs, saes: Any, top_k: int = DEFAULT_TOP_K) -> None:
         chosen = attached(runs.model) if saes is None else saes
-        objs = check_all(runs.model, chosen, "patcher(..., saes=...)") if chosen else []
+        objs = check_all(runs.model, chosen) if chosen else []
         for s in objs:
             sae_layer(s)  # feature patches need an SAE inside a block
         self._fsaes = {str(s.cfg.hook_name): s for s in objs}

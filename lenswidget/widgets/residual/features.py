@@ -49,7 +49,7 @@ class SAEFeatures(t.HasTraits):
 
     def _init_features(self, model: Any, saes: Any) -> None:
         chosen = attached(model) if saes is None else saes
-        self._sae_objs = check_all(model, chosen, "residual(..., saes=...)") if chosen else []
+        self._sae_objs = check_all(model, chosen) if chosen else []
         self._sae_esm = panels_esm(self._sae_objs)
         self._feat: Optional[RunFeatures] = None
         self._effects: dict[tuple, tuple] = {}
