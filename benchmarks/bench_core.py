@@ -5,7 +5,9 @@ Measures (median of interleaved repetitions after warm-up, ``torch.inference_mod
 * forward, no hooks                       target <= 1.05x HF forward
 * run_with_cache, every hook              target <= 1.25x HF forward
 * generate 50 tokens, KV cache, greedy    target <= 1.10x HF generate
-* loading: GGUF first time (conversion) and from the float32 cache
+* loading (bench_load.py): first load from the GGUF   target <= 15 s
+  reload from the cache in a fresh process              target <= 2 s quiet, <= 1.5x the floor
+  load memory (peak RSS above baseline / weights)       target <= 1.3x + 64 MiB
 
 Prints a table and writes JSON to ``benchmarks/results/``. Usage::
 
@@ -21,7 +23,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 TARGETS = {"forward": 1.05, "run_with_cache": 1.25, "generate_50": 1.10}
 
@@ -59,48 +61,22 @@ def paired(ours, theirs, reps: int, warmup: int = 2) -> dict:
             "ours_all": a, "hf_all": b}
 
 
-def _subprocess_seconds(code: str, env: dict) -> float:
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
 def bench_loading(reps: int, skip_gguf: bool) -> dict:
+    """Fresh-process load times and load memory beside their targets (see bench_load.py), plus
+    in-process loads from the cache beside HF's load of the same float32 directory."""
     from transformers import AutoModelForCausalLM
 
+    from bench_load import measure
     from lenswidget import HookedTransformer
-    from lenswidget.loading import default_gguf_path, default_model_dir
+    from lenswidget.loading import default_model_dir
 
-    cache = default_model_dir()
-    gguf = default_gguf_path()
-    res: dict = {}
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if not skip_gguf:
-        with tempfile.TemporaryDirectory() as tmp:
-            code = ("import time; t=time.perf_counter(); from lenswidget import HookedTransformer; "
-                    "HookedTransformer.from_pretrained('SmolLM2-135M-Instruct', device='cpu'); "
-                    "print(time.perf_counter()-t)")
-            res["ours_first_load_from_gguf_s"] = _subprocess_seconds(code, {**env, "LENSWIDGET_CACHE_DIR": tmp})
-        code = ("import time; t=time.perf_counter(); from transformers import AutoModelForCausalLM; "
-                f"AutoModelForCausalLM.from_pretrained({str(gguf.parent)!r}, gguf_file={gguf.name!r}); "
-                "print(time.perf_counter()-t)")
-        res["hf_load_from_gguf_s"] = _subprocess_seconds(code, env)
-    code = ("import time; t=time.perf_counter(); from lenswidget import HookedTransformer; "
-            "HookedTransformer.from_pretrained('SmolLM2-135M-Instruct', device='cpu'); "
-            "print(time.perf_counter()-t)")
-    res["ours_cache_load_fresh_process_s"] = _subprocess_seconds(code, env)
-    # in-process (imports done): ours from cache vs HF from the same float32 directory
+    res = measure(reps=max(3, reps), skip_first=skip_gguf)
     load = paired(
         lambda: HookedTransformer.from_pretrained("SmolLM2-135M-Instruct", device="cpu"),
-        lambda: AutoModelForCausalLM.from_pretrained(cache, dtype=torch.float32),
+        lambda: AutoModelForCausalLM.from_pretrained(default_model_dir(), dtype=torch.float32),
         reps=max(3, reps // 2), warmup=1,
     )
-    res["ours_cache_load_s"], res["hf_dir_load_s"] = load["ours_s"], load["hf_s"]
-    nop = paired(
-        lambda: HookedTransformer.from_pretrained_no_processing("SmolLM2-135M-Instruct", device="cpu"),
-        lambda: None, reps=max(3, reps // 2), warmup=1,
-    )
-    res["ours_cache_load_no_processing_s"] = nop["ours_s"]
+    res["in_process"] = {"ours_cache_load_s": load["ours_s"], "hf_dir_load_s": load["hf_s"]}
     return res
 
 
@@ -150,8 +126,13 @@ def main() -> None:
         flag = "ok" if r["ratio"] <= TARGETS[name] else "SLOW"
         print(f"{name:<20}{r['ours_s']*1e3:>10.1f}ms{r['hf_s']*1e3:>10.1f}ms{r['ratio']:>8.3f}"
               f"{r['ratio_min']:>9.3f}{TARGETS[name]:>7.2f}x {flag}")
-    for k, v in loading.items():
-        print(f"{k:<36}{v:>8.2f}s")
+    if loading:
+        from bench_load import report
+
+        print()
+        report(loading)
+        print(f"in-process load from the cache: lenswidget {loading['in_process']['ours_cache_load_s']:.2f} s, "
+              f"HF (same float32 dir) {loading['in_process']['hf_dir_load_s']:.2f} s")
 
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
