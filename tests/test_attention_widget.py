@@ -266,3 +266,20 @@ def test_model_without_tokenizer_shows_ids_read_only():
     assert "cannot be set from the browser" in w.error and w.tokens == ["<5>", "<7>", "<9>"]
     w.set_tokens(torch.tensor([1, 2]))
     assert w.tokens == ["<1>", "<2>"] and w.pattern["shape"] == [4, 2, 2]
+
+
+def test_a_layer_too_big_to_send_whole_travels_head_by_head(fake):
+    prompt = " ".join(["w"] * 99)  # 100 tokens: 2 heads x 100^2 B = 19.5 KiB per layer
+    w = attention(fake, prompt, layer_payload_mb=0.015)
+    assert w.pattern["heads"] == [0] and w.pattern["shape"] == [1, 100, 100]
+    full = causal_patterns(2, 100, seed=0)
+    np.testing.assert_allclose(codec.decode(w.pattern)[0], full[0], atol=U8_TOL)
+    w.set_state({"head": 1})  # locking head 1 sends it
+    assert w.error == "" and w.pattern["heads"] == [1] and w.pattern["layer"] == 0
+    np.testing.assert_allclose(codec.decode(w.pattern)[0], full[1], atol=U8_TOL)
+    w.select(2, 1)  # another layer keeps the locked head
+    assert w.pattern["heads"] == [1] and w.pattern["layer"] == 2
+    np.testing.assert_allclose(codec.decode(w.pattern)[0], causal_patterns(2, 100, seed=2)[1], atol=U8_TOL)
+    w.head = None  # unlocked: the browser shows the first head
+    assert w.pattern["heads"] == [0]
+    assert attention(fake, prompt).pattern["heads"] == [0, 1]  # small layers travel whole

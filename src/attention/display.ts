@@ -50,8 +50,11 @@ export function chooseDisplay(s: AttnState): PatternImage | null {
   const n = s.tokens.length;
   const meta = { layer, head, name: headName(s, ref), mode, n };
   const full = s.pattern.shape;
-  if (layer === s.patternLayer && full.length === 3 && full[0] === s.heads.length && full[1] === n && full[2] === n) {
-    return image(s.pattern, blockOf(s.pattern, ref.headIdx).offset, n, null, "full", meta, s.options);
+  // The kernel sends every head of the layer, or (big layers) only some: `heads` says which.
+  const sent = s.pattern.heads ?? (full[0] === s.heads.length ? s.heads.map((_, i) => i) : []);
+  const at = sent.indexOf(ref.headIdx);
+  if (layer === s.patternLayer && at >= 0 && full.length === 3 && full[0] === sent.length && full[1] === n && full[2] === n) {
+    return image(s.pattern, blockOf(s.pattern, at).offset, n, null, "full", meta, s.options);
   }
   const th = s.thumbs.shape;
   if (th.length === 4 && th[0] === s.layers.length && th[1] === s.heads.length && th[2] === th[3] && th[2]! > 0 && th[2]! <= n) {

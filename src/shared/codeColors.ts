@@ -63,15 +63,3 @@ export function codeTable(scale: ColorScale, lo: number, step: number): Uint32Ar
 export function tableBytes(): number {
   return tables.size * 256 * 4;
 }
-
-/** Byte codes of float values over `scale`'s range (for views that receive floats, e.g. the residual explorer). */
-export function codesOfValues(values: ArrayLike<number>, scale: ColorScale): { codes: Uint8Array; lo: number; step: number } {
-  const lo = scale.min;
-  const step = (scale.max - scale.min) / 255;
-  const codes = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    codes[i] = Number.isFinite(v) ? Math.round(Math.min(255, Math.max(0, (v - lo) / step))) : 0;
-  }
-  return { codes, lo, step };
-}

@@ -19,11 +19,12 @@ export interface Codes {
   exact(i: number): number;
   /** Bytes held for this tensor (codes, plus the float buffer when there is one). */
   bytes: number;
-  /** Extra integer lists sent with the payload (e.g. thumbnail bin `edges`). */
+  /** Integer lists sent with the payload: thumbnail bin `edges`; which `heads` a partial layer holds. */
   edges: number[] | null;
+  heads: number[] | null;
 }
 
-export const EMPTY_CODES: Codes = { shape: [0], codes: new Uint8Array(0), lo: 0, step: 1 / 255, exact: () => NaN, bytes: 0, edges: null };
+export const EMPTY_CODES: Codes = { shape: [0], codes: new Uint8Array(0), lo: 0, step: 1 / 255, exact: () => NaN, bytes: 0, edges: null, heads: null };
 
 function product(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -46,11 +47,13 @@ export function decodeCodes(payload: unknown): Codes {
   if (bytes.byteLength !== n * width) {
     throw new TypeError(`tensor buffer has ${bytes.byteLength} bytes; shape [${dims.join(", ")}] needs ${n * width}`);
   }
-  const edges = Array.isArray(p.edges) && p.edges.every((e) => Number.isInteger(e)) ? (p.edges as number[]) : null;
+  const ints = (v: unknown) => (Array.isArray(v) && v.every((e) => Number.isInteger(e)) ? (v as number[]) : null);
+  const edges = ints(p.edges);
+  const heads = ints(p.heads);
   if (width === 1) {
     const scale = typeof p.scale === "number" ? p.scale : 1 / 255;
     const offset = typeof p.offset === "number" ? p.offset : 0;
-    return { shape: dims, codes: bytes, lo: offset, step: scale, exact: (i) => offset + scale * bytes[i]!, bytes: bytes.byteLength, edges };
+    return { shape: dims, codes: bytes, lo: offset, step: scale, exact: (i) => offset + scale * bytes[i]!, bytes: bytes.byteLength, edges, heads };
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const read = width === 4 ? (i: number) => view.getFloat32(i * 4, true) : (i: number) => halfToFloat(view.getUint16(i * 2, true));
@@ -69,7 +72,7 @@ export function decodeCodes(payload: unknown): Codes {
     const v = read(i);
     codes[i] = Number.isFinite(v) ? Math.round((v - lo) / step) : 0;
   }
-  return { shape: dims, codes, lo, step, exact: read, bytes: codes.byteLength + bytes.byteLength, edges };
+  return { shape: dims, codes, lo, step, exact: read, bytes: codes.byteLength + bytes.byteLength, edges, heads };
 }
 
 /** Decode, or {@link EMPTY_CODES} for a missing/empty payload. */

@@ -1,6 +1,6 @@
 /**
  * The big dest x src attention pattern (rows = destination/query, columns = source/key),
- * shared by the attention inspector and the residual explorer's head detail.
+ * used by the attention inspector (the residual explorer draws a still one: residual/pattern.ts).
  *
  * Built for thousands of tokens:
  * - a fixed-size viewport (at most 560 CSS px) with zoom (Ctrl/Cmd + wheel, the +/- buttons
@@ -14,7 +14,6 @@
  * `data-cell-width`, `data-cell-height`) plus `data-zoom`, `data-offset-x`, `data-offset-y`:
  * cell (r, c) is centred at `x = (c + .5) * cellWidth - offsetX`, `y = (r + .5) * cellHeight - offsetY`.
  */
-import { codeTable, codesOfValues } from "./codeColors";
 import type { ColorScale } from "./colors";
 import { el, localPoint } from "./dom";
 import { injectPatternStyles } from "./patternStyles";
@@ -410,10 +409,4 @@ export class PatternView {
   get dragging(): boolean {
     return this.drag?.moved === true;
   }
-}
-
-/** An image of float values `[n, n]` (row-major) drawn with `scale`; exact values on hover. */
-export function imageOfValues(values: Float32Array, n: number, scale: ColorScale, meta: Pick<PatternImage, "layer" | "head" | "name" | "mode">): PatternImage {
-  const { codes, lo, step } = codesOfValues(values, scale);
-  return { ...meta, resolution: "full", n, side: n, codes, offset: 0, bins: null, hideSink: false, table: codeTable(scale, lo, step), scale, value: (r, c) => values[r * n + c] ?? NaN };
 }

@@ -281,3 +281,17 @@ describe("token strip", () => {
     expect(after[6]!.textContent).toBe("·new");
   });
 });
+
+describe("big layers travel head by head", () => {
+  test("only the heads the kernel sent are full resolution; the others preview from thumbnails", () => {
+    const n = 40;
+    const one = codesOf(1, 1, n);
+    const { canvas, host, model } = make(n, 3, 2, { pattern: { ...payload(one, [1, n, n]), layer: 0, heads: [1] }, head: 1 });
+    expect([canvas.dataset.head, canvas.dataset.resolution]).toEqual(["1", "full"]);
+    mouse("mouseover", host.querySelector('[data-testid="lw-thumb"][data-layer="0"][data-head="0"]')!);
+    expect([canvas.dataset.head, canvas.dataset.resolution]).toEqual(["0", "thumbnail"]);
+    mouse("mouseleave", byTestId(host, "lw-thumb-grid"));
+    model.kernelUpdate({ head: null, pattern: { ...payload(one, [1, n, n]), layer: 0, heads: [0] } });
+    expect([canvas.dataset.head, canvas.dataset.resolution, canvas.dataset.mode]).toEqual(["0", "full", "default"]);
+  });
+});

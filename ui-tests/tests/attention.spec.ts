@@ -263,6 +263,10 @@ test.describe('attention inspector', () => {
       await expect(canvas).toHaveAttribute('data-cols', String(newTokens.length));
       await expect(root.getByTestId('lw-dest-label')).toHaveCount(newTokens.length);
       expect(await canvasPixels(canvas)).not.toBe(before);
+      // The token strip stays below the pattern whatever the prompt length (no jump to the right).
+      const strip = await root.getByTestId('lw-token-strip').boundingBox();
+      const box = await canvas.boundingBox();
+      expect(strip!.y).toBeGreaterThanOrEqual(box!.y + box!.height);
       await expect(root.getByTestId('lw-error')).toBeHidden();
       expect(await kernelValue(page, 'w.prompt')).toBe(NEW_PROMPT);
       expect(await kernelValue(page, 'w.tokens')).toEqual(newTokens);

@@ -15,7 +15,8 @@ def attention(model: Any = None, source: Any = None, layers: Sequence[int] | int
               head_names: Sequence[str] | None = None, title: str = "", precision: str = "uint8",
               max_tokens: int = 256, thumb_size: int = 32, debounce_ms: int = 150,
               layer: int | None = None, head: int | None = None, max_pattern_mb: float = DEFAULT_CAP_MB,
-              normalize: str = "global", hide_sink: bool = False, gamma: float = 1.0) -> AttentionInspector:
+              normalize: str = "global", hide_sink: bool = False, gamma: float = 1.0,
+              layer_payload_mb: float = 8) -> AttentionInspector:
     """An :class:`AttentionInspector`.
 
     * ``attention(model, "prompt")`` / ``attention(model, tokens)`` runs the model (only
@@ -29,7 +30,8 @@ def attention(model: Any = None, source: Any = None, layers: Sequence[int] | int
     ``max_pattern_mb`` MiB, else only the selected layer (the widget says so). View
     options: ``normalize="head"`` scales each head to its own maximum, ``hide_sink=True``
     blanks position 0 (BOS / attention sink) and leaves it out of that maximum,
-    ``gamma < 1`` brightens small values.
+    ``gamma < 1`` brightens small values. The selected layer travels whole while it takes
+    at most ``layer_payload_mb`` MiB (one byte per value), else head by head.
     """
     if precision not in PRECISIONS:
         raise InvalidOptionError("precision", precision, PRECISIONS)
@@ -37,7 +39,7 @@ def attention(model: Any = None, source: Any = None, layers: Sequence[int] | int
         raise OutOfRangeError("max_pattern_mb", max_pattern_mb, 1, 1 << 20)
     opts = Options(max(2, int(thumb_size)), int(max_pattern_mb * MIB))
     common = dict(title=title, precision=precision, debounce_ms=debounce_ms, layer=layer, head=head,
-                  normalize=normalize, hide_sink=bool(hide_sink), gamma=float(gamma))
+                  normalize=normalize, hide_sink=bool(hide_sink), gamma=float(gamma), layer_payload_mb=layer_payload_mb)
     if _is_float_tensor(model):
         tokens = [str(s) for s in (source if source is not None else str_tokens or [])]
         data = tensor_4d(model)

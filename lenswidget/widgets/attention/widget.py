@@ -61,12 +61,13 @@ class AttentionInspector(LensWidget):
     note = t.Unicode("").tag(sync=True)
 
     def __init__(self, store: PatternStore, *, runner: ModelRunner | None = None, layers: list[int],
-                 heads: list[int], precision: str = "uint8", **kwargs: Any):
+                 heads: list[int], precision: str = "uint8", layer_payload_mb: float = 8, **kwargs: Any):
         if precision not in PRECISIONS:
             raise InvalidOptionError("precision", precision, PRECISIONS)
         _check_view_options(kwargs)
         # Plain attributes first: the trait validators below read them during __init__.
         self._runner, self._precision = runner, precision
+        self._layer_budget = int(layer_payload_mb * (1 << 20))
         self._store, self._prompt_of_patterns = store, kwargs.get("prompt", "")
         self._stash: tuple[str, PatternStore] | None = None
         layer = kwargs.pop("layer", None)
@@ -76,7 +77,8 @@ class AttentionInspector(LensWidget):
         # Everything goes in as constructor kwargs so the comm opens with the full state.
         super().__init__(layers=layers, heads=heads, layer=layer, editable=runner is not None and runner.tokenizes,
                          tokens=store.tokens, thumbs=_encode_thumbs(store), note=store.note,
-                         pattern=self._encode_layer(store, layers.index(layer), layer), **kwargs)
+                         pattern=self._encode_layer(store, layers.index(layer), layer, _index(heads, kwargs.get("head"))),
+                         **kwargs)
 
     # -- Python API ---------------------------------------------------------------------
     @property
@@ -198,6 +200,13 @@ class AttentionInspector(LensWidget):
     def _on_layer(self, change: Any) -> None:
         self._send_layer()
 
+    @t.observe("head")
+    def _on_head(self, change: Any) -> None:
+        # A layer sent head by head (too big to send whole): send the newly locked one.
+        sent = self.pattern.get("heads")
+        if sent is not None and _index(self.heads, change["new"]) not in sent:
+            self._send_layer()
+
     # -- encoding ---------------------------------------------------------------------------
     def _show(self, store: PatternStore) -> None:
         self._store = store
@@ -208,11 +217,25 @@ class AttentionInspector(LensWidget):
             self._send_layer()
 
     def _send_layer(self) -> None:
-        self.pattern = self._encode_layer(self._store, self.layers.index(self.layer), self.layer)
+        self.pattern = self._encode_layer(self._store, self.layers.index(self.layer), self.layer, _index(self.heads, self.head))
 
-    def _encode_layer(self, store: PatternStore, index: int, layer: int) -> dict:
-        # Tagged with its layer: the browser may have moved on by the time it arrives.
-        return {**codec.encode(store.layer(index), self._precision), "layer": layer}
+    def _encode_layer(self, store: PatternStore, index: int, layer: int, head_index: int) -> dict:
+        """The selected layer's full patterns, tagged with the layer (the browser may have moved
+        on by the time they arrive) and with the shown-head indices they hold (``heads``): every
+        head while the layer fits in ``layer_payload_mb`` (at one byte per value), else only the
+        locked head (or the first, which the browser shows when nothing is locked) - 32 heads x
+        1,024 tokens would be 32 MiB per layer switch; other heads preview from thumbnails."""
+        data = store.layer(index)
+        heads = list(range(data.shape[0]))
+        if data[0].size * len(heads) > self._layer_budget:
+            heads = [head_index]
+            data = data[heads]
+        return {**codec.encode(data, self._precision), "layer": layer, "heads": heads}
+
+
+def _index(heads: list[int], head: int | None) -> int:
+    """Index of the locked head among the shown ones; 0 (what the browser shows) when none is locked."""
+    return heads.index(head) if head in heads else 0
 
 
 def _check_view_options(kwargs: dict) -> None:
