@@ -311,7 +311,7 @@ export class AttentionView {
     }
     const image = chooseDisplay(s);
     const key = image
-      ? `${image.layer}/${image.head}/${image.resolution}/${image.resolution === "full" && image.layer === s.patternLayer ? this.versions.pattern : this.versions.thumbs}/${JSON.stringify(s.options)}`
+      ? `${image.layer}/${image.head}/${image.resolution}/${image.codes === s.pattern.codes ? `p${this.versions.pattern}` : `t${this.versions.thumbs}`}/${JSON.stringify(s.options)}`
       : "";
     const tokensChanged = s.tokens.length !== this.pattern.n || parts.tokens === true;
     if (key !== this.displayKey || tokensChanged) {

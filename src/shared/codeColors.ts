@@ -3,7 +3,7 @@
  * view options of attention patterns - per-head normalisation, a hidden sink (position 0)
  * and a gamma - which only change the table, never the codes.
  */
-import { makeScale, NAN_PACKED, type ColorScale } from "./colors";
+import { NAN_PACKED, sequentialScale, type ColorScale } from "./colors";
 import type { Codes } from "./codes";
 
 export interface ViewOptions {
@@ -38,7 +38,7 @@ export function maxCode(codes: Uint8Array, offset: number, side: number, skipFir
 export function headScale(t: Codes, opts: ViewOptions, headMax: number): ColorScale {
   const lo = t.lo;
   const hi = opts.normalize === "head" && headMax > 0 ? t.lo + t.step * headMax : t.lo + t.step * 255;
-  return makeScale("sequential", lo, hi, undefined, undefined, opts.gamma);
+  return sequentialScale(undefined, lo, hi, undefined, opts.gamma);
 }
 
 const tables = new Map<string, Uint32Array>();

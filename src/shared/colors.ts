@@ -8,7 +8,7 @@
  * (`t ** gamma` on the 0..1 position: gamma < 1 lifts small values, e.g. attention that
  * is not on the sink), and to the entry's colour (`rgba`, `color`, `packed`).
  */
-import { packRgba, rampTable } from "./palettes";
+import { DIVERGING, packRgba, rampTable, SEQUENTIAL, type Ramp } from "./palettes";
 
 export type ScaleKind = "diverging" | "sequential";
 
@@ -33,28 +33,25 @@ export interface ColorScale {
 export const NAN_RGBA: [number, number, number, number] = [128, 128, 128, 60];
 export const NAN_PACKED = packRgba(...NAN_RGBA);
 
-const packedCache = new Map<ScaleKind, Uint32Array>();
+const packedCache = new Map<Ramp, Uint32Array>();
 
-function packedTable(kind: ScaleKind): Uint32Array {
-  let packed = packedCache.get(kind);
+function packedTable(ramp: Ramp): Uint32Array {
+  let packed = packedCache.get(ramp);
   if (!packed) {
-    const t = rampTable(kind);
+    const t = rampTable(ramp);
     packed = new Uint32Array(256);
     for (let i = 0; i < 256; i++) packed[i] = packRgba(t[4 * i]!, t[4 * i + 1]!, t[4 * i + 2]!, 255);
-    packedCache.set(kind, packed);
+    packedCache.set(ramp, packed);
   }
   return packed;
 }
 
-/**
- * A scale over `[min, max]`. The theme arguments of earlier versions (`_dark`,
- * `_background`) are accepted and ignored: colours do not depend on the theme.
- */
-export function makeScale(kind: ScaleKind, min: number, max: number, _dark?: boolean, _background?: string, gamma = 1): ColorScale {
+/** A scale over `[min, max]` on `ramp` (the colours of `kind`). */
+function scaleOn(ramp: Ramp, kind: ScaleKind, min: number, max: number, gamma = 1): ColorScale {
   if (!(max > min)) max = min + 1;
   const g = Number.isFinite(gamma) && gamma > 0 ? gamma : 1;
-  const table = rampTable(kind);
-  const packed = packedTable(kind);
+  const table = rampTable(ramp);
+  const packed = packedTable(ramp);
   const position = (v: number): number => {
     let t = (v - min) / (max - min);
     t = t < 0 ? 0 : t > 1 ? 1 : t;
@@ -84,20 +81,28 @@ export function makeScale(kind: ScaleKind, min: number, max: number, _dark?: boo
   };
 }
 
+/**
+ * A scale of `kind` over `[min, max]`. The theme arguments of earlier versions (`_dark`,
+ * `_background`) are accepted and ignored: colours do not depend on the theme.
+ */
+export function makeScale(kind: ScaleKind, min: number, max: number, _dark?: boolean, _background?: string, gamma = 1): ColorScale {
+  return scaleOn(kind === "sequential" ? SEQUENTIAL : DIVERGING, kind, min, max, gamma);
+}
+
 /** Diverging scale symmetric around 0: `[-bound, bound]`. */
 export function divergingScale(bound: number, _dark?: boolean, _background?: string): ColorScale {
   const b = Number.isFinite(bound) && bound > 0 ? bound : 1;
-  return makeScale("diverging", -b, b);
+  return scaleOn(DIVERGING, "diverging", -b, b);
 }
 
 /** Sequential scale, `[min, max]` (default 0..1). */
 export function sequentialScale(_dark?: boolean, min = 0, max = 1, _background?: string, gamma = 1): ColorScale {
-  return makeScale("sequential", min, max, undefined, undefined, gamma);
+  return scaleOn(SEQUENTIAL, "sequential", min, max, gamma);
 }
 
 /** The attention-pattern scale: probabilities 0..1 (theme arguments ignored, as above). */
 export function patternScale(_dark?: boolean, _background?: string): ColorScale {
-  return makeScale("sequential", 0, 1);
+  return scaleOn(SEQUENTIAL, "sequential", 0, 1);
 }
 
 /** Black or white text, whichever reads better on `rgba`. */

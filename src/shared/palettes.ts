@@ -7,20 +7,26 @@
  * - `diverging`: ColorBrewer "RdBu" (red < 0, white at 0, blue > 0), for attributions.
  *
  * The ramps are the same in light and dark themes: a value keeps its colour when the
- * theme changes (only the chrome around the cells follows the theme).
+ * theme changes (only the chrome around the cells follows the theme). Each ramp is its own
+ * export, so a bundle carries only the ramps its widget uses.
  *
  * Control colours: ColorBrewer (Cynthia A. Brewer, colorbrewer2.org, Apache-2.0).
  * Between them each channel follows a uniform cubic B-spline, so the ramp is smooth
  * (tests/js/colors.test.ts checks it against d3-scale-chromatic's tables).
  */
-export type RampName = "sequential" | "diverging";
+/** Control colours of a ramp and the stretch of them that its 256 entries sample. */
+export interface Ramp {
+  controls: readonly string[];
+  range: readonly [number, number];
+}
 
-const BLUES = ["f7fbff", "deebf7", "c6dbef", "9ecae1", "6baed6", "4292c6", "2171b5", "08519c", "08306b"];
-const RDBU = ["67001f", "b2182b", "d6604d", "f4a582", "fddbc7", "f7f7f7", "d1e5f0", "92c5de", "4393c3", "2166ac", "053061"];
-
-/** Where on the control ramp each table entry samples (the lightest Blue is nearly white: start a bit in). */
-const RANGE: Record<RampName, [number, number]> = { sequential: [0.02, 1], diverging: [0, 1] };
-const CONTROLS: Record<RampName, string[]> = { sequential: BLUES, diverging: RDBU };
+/** ColorBrewer "Blues"; the lightest Blue is nearly white, so the table starts a bit in. */
+export const SEQUENTIAL: Ramp = { controls: ["f7fbff", "deebf7", "c6dbef", "9ecae1", "6baed6", "4292c6", "2171b5", "08519c", "08306b"], range: [0.02, 1] };
+/** ColorBrewer "RdBu": red < 0, white at 0, blue > 0. */
+export const DIVERGING: Ramp = {
+  controls: ["67001f", "b2182b", "d6604d", "f4a582", "fddbc7", "f7f7f7", "d1e5f0", "92c5de", "4393c3", "2166ac", "053061"],
+  range: [0, 1],
+};
 
 function hexChannels(hex: string): [number, number, number] {
   return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)) as [number, number, number];
@@ -49,21 +55,21 @@ export function bspline(v: readonly number[], t: number): number {
   return (w0 * p0 + w1 * p1 + w2 * p2 + w3 * p3) / 6;
 }
 
-const cache = new Map<RampName, Uint8ClampedArray>();
+const cache = new Map<Ramp, Uint8ClampedArray>();
 
-/** RGBA bytes (256 x 4, alpha 255) of a ramp; entry i is the colour at i / 255. */
-export function rampTable(name: RampName): Uint8ClampedArray {
-  let table = cache.get(name);
+/** RGBA bytes (256 x 4, alpha 255) of a ramp; entry i is the colour at i / 255 of its range. */
+export function rampTable(ramp: Ramp): Uint8ClampedArray {
+  let table = cache.get(ramp);
   if (table) return table;
-  const channels = CONTROLS[name].map(hexChannels);
-  const [lo, hi] = RANGE[name];
+  const channels = ramp.controls.map(hexChannels);
+  const [lo, hi] = ramp.range;
   table = new Uint8ClampedArray(256 * 4);
   for (let i = 0; i < 256; i++) {
     const t = lo + ((hi - lo) * i) / 255;
     for (let c = 0; c < 3; c++) table[4 * i + c] = Math.round(bspline(channels.map((rgb) => rgb[c]!), t));
     table[4 * i + 3] = 255;
   }
-  cache.set(name, table);
+  cache.set(ramp, table);
   return table;
 }
 

@@ -5,6 +5,7 @@
  */
 import * as esbuild from "esbuild";
 import { describe, expect, test } from "vitest";
+import { DIVERGING, SEQUENTIAL } from "../../src/shared/palettes";
 import { buildOptions, BUNDLE_LIMIT as LIMIT } from "../../esbuild.options.mjs";
 
 describe("bundles", () => {
@@ -19,5 +20,9 @@ describe("bundles", () => {
       expect(inputs.filter((i) => /node_modules\/d3-(scale-chromatic|interpolate|color)\//.test(i)), file).toEqual([]);
     }
     for (const [file, bytes] of Object.entries(sizes)) expect(bytes, `${file}: ${bytes} B`).toBeLessThanOrEqual(LIMIT);
+    // No unused ramp: the attention inspector draws probabilities only (no diverging RdBu).
+    const attention = result.outputFiles!.find((f) => /attention\.js$/.test(f.path))!.text;
+    expect(attention).toContain(SEQUENTIAL.controls[0]);
+    expect(attention).not.toContain(DIVERGING.controls[0]);
   }, 60_000);
 });

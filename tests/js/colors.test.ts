@@ -1,7 +1,7 @@
 import { interpolateBlues, interpolateRdBu } from "d3-scale-chromatic";
 import { describe, expect, test } from "vitest";
 import { divergingScale, makeScale, patternScale, sequentialScale } from "../../src/shared/colors";
-import { rampTable } from "../../src/shared/palettes";
+import { DIVERGING, rampTable, SEQUENTIAL, type Ramp } from "../../src/shared/palettes";
 import { parseColor } from "../../src/shared/theme";
 
 describe("colour scales", () => {
@@ -52,21 +52,21 @@ describe("colour scales", () => {
   test("packed entries are the table's RGBA bytes as ImageData stores them", () => {
     const s = sequentialScale();
     const bytes = new Uint8ClampedArray(s.packed.buffer.slice(0));
-    const t = rampTable("sequential");
+    const t = rampTable(SEQUENTIAL);
     expect([...bytes.subarray(0, 8)]).toEqual([...t.subarray(0, 8)]);
     expect([...bytes.subarray(1020, 1024)]).toEqual([...t.subarray(1020, 1024)]);
   });
 });
 
 describe("precomputed ramps match ColorBrewer as d3-scale-chromatic interpolates it", () => {
-  const cases: Array<[string, (t: number) => string, (i: number) => number]> = [
+  const cases: Array<[string, Ramp, (t: number) => string, (i: number) => number]> = [
     // the sequential table samples Blues on [0.02, 1]
-    ["sequential", interpolateBlues, (i) => 0.02 + (0.98 * i) / 255],
-    ["diverging", interpolateRdBu, (i) => i / 255],
+    ["sequential", SEQUENTIAL, interpolateBlues, (i) => 0.02 + (0.98 * i) / 255],
+    ["diverging", DIVERGING, interpolateRdBu, (i) => i / 255],
   ];
-  for (const [name, reference, at] of cases) {
+  for (const [name, ramp, reference, at] of cases) {
     test(name, () => {
-      const table = rampTable(name as "sequential" | "diverging");
+      const table = rampTable(ramp);
       let worst = 0;
       for (let i = 0; i < 256; i++) {
         const want = parseColor(reference(at(i)))!;
