@@ -25,6 +25,7 @@ ACT_FNS = ("relu", "gelu", "silu", "swish", "gelu_new", "gelu_fast", "gelu_pytor
 INIT_MODES = ("gpt2", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
 ATTENTION_DIRS = ("causal", "bidirectional")
 ATTN_TYPES = ("global", "local")
+QK_NORM_SCOPES = ("head", "full")
 
 _DTYPES = {
     "float32": torch.float32,
@@ -130,6 +131,15 @@ class HookedTransformerConfig:
     NTK_by_parts_high_freq_factor: float = 4.0
     NTK_by_parts_factor: float = 8.0
     NTK_original_ctx_len: int = 8192
+    # --- TransformerLens 3.9 fields for newer families
+    use_qk_norm: bool = False
+    rotary_base_local: Optional[float] = None
+    rotary_scaling_factor: float = 1.0
+    # --- lenswidget extensions (defaults reproduce TransformerLens)
+    qk_norm_scope: str = "head"
+    use_normalization_after_only: bool = False
+    norm_weight_in_float32: bool = False
+    rotary_longrope: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         self._fill_heads()
@@ -166,6 +176,7 @@ class HookedTransformerConfig:
             self.attn_scale = 1.0
         self._check_rotary()
         self._check_local_attn()
+        self._check_norm_placement()
         if self.d_vocab_out == -1:
             self.d_vocab_out = self.d_vocab
         if self.initializer_range < 0:
@@ -217,6 +228,29 @@ class HookedTransformerConfig:
                 f"rotary_dim={self.rotary_dim} must be even and in 2..d_head={self.d_head}"
             )
 
+    def _check_norm_placement(self) -> None:
+        if self.qk_norm_scope not in QK_NORM_SCOPES:
+            raise InvalidOptionError("qk_norm_scope", self.qk_norm_scope, QK_NORM_SCOPES)
+        if self.use_normalization_after_only and self.use_normalization_before_and_after:
+            raise ConfigError(
+                "use_normalization_after_only and use_normalization_before_and_after are exclusive: "
+                "norms either follow the sublayers only (OLMo 2) or surround them (Gemma 2/3)"
+            )
+        if self.rotary_scaling_factor <= 0:
+            raise ConfigError(f"rotary_scaling_factor must be positive, got {self.rotary_scaling_factor}")
+        if self.rotary_longrope is not None:
+            need = ("short_factor", "long_factor", "original_max_position_embeddings", "attention_factor")
+            missing = [k for k in need if k not in self.rotary_longrope]
+            if missing:
+                raise ConfigError(f"rotary_longrope lacks {missing}; it needs {list(need)}")
+            half = (self.rotary_dim or self.d_head) // 2
+            for k in ("short_factor", "long_factor"):
+                if len(self.rotary_longrope[k]) != half:
+                    raise ConfigError(
+                        f"rotary_longrope[{k!r}] has {len(self.rotary_longrope[k])} entries; "
+                        f"it needs rotary_dim // 2 = {half}"
+                    )
+
     def _check_local_attn(self) -> None:
         if self.attn_types is not None:
             if len(self.attn_types) != self.n_layers:
@@ -247,6 +281,10 @@ class HookedTransformerConfig:
     @property
     def n_kv_heads(self) -> int:
         return self.n_key_value_heads if self.is_gqa else self.n_heads
+
+    def layer_is_local(self, layer: int) -> bool:
+        """Whether ``layer`` is a local (sliding-window) attention layer."""
+        return self.attn_types is not None and self.attn_types[layer] == "local"
 
     def layer_window(self, layer: int) -> Optional[int]:
         """The sliding window of ``layer``, or None for global attention."""

@@ -108,8 +108,8 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
             self.hook_pos_embed = HookPoint()
         if cfg.use_hook_tokens:
             self.hook_tokens = HookPoint()
-        rotary = RotaryTable.from_config(cfg) if cfg.positional_embedding_type == "rotary" else None
-        self.blocks = nn.ModuleList([TransformerBlock(cfg, i, rotary) for i in range(cfg.n_layers)])
+        rotary = RotaryTable.per_layer(cfg) if cfg.positional_embedding_type == "rotary" else [None] * cfg.n_layers
+        self.blocks = nn.ModuleList([TransformerBlock(cfg, i, rotary[i]) for i in range(cfg.n_layers)])
         self.ln_final = make_norm(cfg, final=True)
         self.unembed = Unembed(cfg)
 

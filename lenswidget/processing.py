@@ -263,6 +263,12 @@ def process_state_dict(
         if v.dtype in low:
             state_dict[k] = v.float()
     sd = state_dict
+    if getattr(c, "use_normalization_after_only", False) and (fold_ln or center_writing_weights):
+        # as TransformerLens: nothing linear reads a norm that follows its sublayer, and the
+        # residual's mean is not removed by any reader
+        logger.warning("fold_ln and center_writing_weights skipped: this model's norms follow the "
+                       "sublayers (use_normalization_after_only), so there is nothing to fold them into")
+        fold_ln = center_writing_weights = False
     if fold_ln and norm_type in ("LN", "RMS"):
         is_ln = norm_type == "LN"
         fold_layer_norm(sd, c, fold_biases=is_ln, center_weights=is_ln, inplace=inplace)

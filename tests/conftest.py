@@ -16,7 +16,7 @@ import pytest
 import torch
 
 TINY_FAMILIES = ("gpt2", "neox", "neox_sequential", "llama", "llama3_rope", "qwen2", "mistral",
-                 "gemma", "gemma2")
+                 "gemma", "gemma2", "qwen3", "olmo2", "gemma3", "phi3", "gptj")
 
 _COMMON = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128,
                vocab_size=211, max_position_embeddings=64)
@@ -55,6 +55,33 @@ def tiny_hf_config(family: str, **overrides):
         cfg = tf.Gemma2Config(**_COMMON, num_key_value_heads=2, head_dim=16, sliding_window=4,
                               query_pre_attn_scalar=24, attn_logit_softcapping=5.0,
                               final_logit_softcapping=3.0)
+    elif family == "qwen3":  # qk-norm per head, biases on every projection, head_dim * heads != d_model
+        cfg = tf.Qwen3Config(**_COMMON, num_key_value_heads=2, head_dim=24, attention_bias=True,
+                             tie_word_embeddings=False, use_sliding_window=True, sliding_window=4,
+                             max_window_layers=1)
+    elif family == "olmo2":  # norms after the sublayers only, qk-norm across heads
+        cfg = tf.Olmo2Config(**_COMMON, num_key_value_heads=2, tie_word_embeddings=False)
+    elif family == "gemma3":  # local/global rope bases, linear scaling on global layers, qk-norm
+        cfg = tf.Gemma3TextConfig(**_COMMON, num_key_value_heads=2, head_dim=16, sliding_window=4,
+                                  query_pre_attn_scalar=24,
+                                  layer_types=["sliding_attention", "full_attention"],
+                                  rope_parameters={
+                                      "full_attention": {"rope_type": "linear", "factor": 8.0,
+                                                         "rope_theta": 1_000_000.0},
+                                      "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}})
+    elif family == "phi3":  # fused qkv / gate_up, LongRoPE (long factors beyond 8 positions)
+        half = 64 // 4 // 2
+        cfg = tf.Phi3Config(**_COMMON, num_key_value_heads=2, sliding_window=6, tie_word_embeddings=False,
+                            pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                            original_max_position_embeddings=8,
+                            rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                             "short_factor": [1.0 + 0.1 * i for i in range(half)],
+                                             "long_factor": [1.0 + 0.9 * i for i in range(half)],
+                                             "original_max_position_embeddings": 8})
+    elif family == "gptj":  # parallel attn + MLP on one norm, partial rotary on adjacent pairs
+        cfg = tf.GPTJConfig(n_layer=2, n_embd=64, n_head=4, rotary_dim=8, vocab_size=211, n_positions=64,
+                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False,
+                            bos_token_id=0, eos_token_id=0)
     else:
         raise ValueError(f"unknown tiny family {family!r}; valid: {TINY_FAMILIES}")
     for k, v in overrides.items():

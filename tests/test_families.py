@@ -8,6 +8,8 @@ and stop_at_layer / start_at_layer must compose to the full forward.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -26,11 +28,16 @@ def _load(hf, processed: bool, **kw):
     return HookedTransformer.from_pretrained("tiny", hf_model=hf, device="cpu", **flags, **kw)
 
 
+@functools.lru_cache(maxsize=2)
+def _family(name: str):
+    hf = make_tiny_hf(name)
+    return name, hf, _load(hf, False), _load(hf, True)
+
+
 @pytest.fixture(scope="module", params=TINY_FAMILIES)
 def family(request):
     """(family name, HF model, unprocessed model, fully processed model)."""
-    hf = make_tiny_hf(request.param)
-    return request.param, hf, _load(hf, False), _load(hf, True)
+    return _family(request.param)
 
 
 def _tokens(batch: int = 3, seed: int = 1) -> torch.Tensor:
@@ -56,9 +63,26 @@ def test_config_is_derived_from_hf(family):
     assert cfg.n_layers == c.num_hidden_layers and cfg.d_model == c.hidden_size
     assert cfg.n_heads == c.num_attention_heads and cfg.d_vocab == c.vocab_size
     assert cfg.original_architecture == type(hf).__name__
-    assert cfg.normalization_type == ("LN" if name in ("gpt2",) or name.startswith("neox") else "RMS")
-    if name in ("llama", "qwen2", "mistral", "gemma", "gemma2"):
+    assert cfg.normalization_type == ("LN" if name in ("gpt2", "gptj") or name.startswith("neox") else "RMS")
+    if name in ("llama", "qwen2", "mistral", "gemma", "gemma2", "qwen3", "olmo2", "gemma3", "phi3"):
         assert cfg.n_key_value_heads == 2
+    assert cfg.use_qk_norm == (name in ("qwen3", "olmo2", "gemma3"))
+    assert cfg.use_normalization_after_only == (name == "olmo2")
+    if name in ("qwen3", "gemma3"):
+        assert cfg.qk_norm_scope == "head" and raw.blocks[0].attn.q_norm.w.shape == (cfg.d_head,)
+    if name == "olmo2":
+        assert cfg.qk_norm_scope == "full" and raw.blocks[0].attn.k_norm.w.shape == (2 * cfg.d_head,)
+    if name in ("qwen2", "qwen3"):  # max_window_layers=1: only layer 1 slides
+        assert cfg.attn_types == ["global", "local"] and cfg.window_size == 4
+    if name == "gemma3":
+        assert cfg.attn_types == ["local", "global"] and cfg.window_size == 4
+        assert cfg.rotary_base == 1e6 and cfg.rotary_base_local == 1e4 and cfg.rotary_scaling_factor == 8.0
+        assert raw.blocks[0].attn.rotary is not raw.blocks[1].attn.rotary
+    if name == "phi3":
+        assert cfg.rotary_longrope["original_max_position_embeddings"] == 8
+        assert cfg.attn_types == ["local", "local"] and cfg.window_size == 6
+    if name == "gptj":
+        assert cfg.rotary_adjacent_pairs and cfg.rotary_dim == 8 and cfg.parallel_attn_mlp
     if name.startswith("neox"):
         assert cfg.rotary_dim == cfg.d_head // 2
         assert cfg.parallel_attn_mlp == (name == "neox")
@@ -86,7 +110,10 @@ def test_processed_log_probs_equal_hf(family):
     ref = _hf_logits(hf, tokens).log_softmax(-1)
     with torch.no_grad():
         ours = proc(tokens).log_softmax(-1)
-    assert proc.cfg.normalization_type in ("LNPre", "RMSPre")
+    if proc.cfg.use_normalization_after_only:  # OLMo 2: nothing to fold its norms into (as TL)
+        assert proc.cfg.normalization_type == "RMS"
+    else:
+        assert proc.cfg.normalization_type in ("LNPre", "RMSPre")
     assert _max_diff(ours, ref) <= TOL
 
 
@@ -120,3 +147,29 @@ def test_stop_then_start_at_layer_is_full_forward(family, layer):
         rest = proc(resid, start_at_layer=layer)
     assert resid.shape == (*tokens.shape, proc.cfg.d_model)
     assert _max_diff(rest, full) <= 1e-5
+
+
+_ENGINE_SWEEPS = ("resid_pre", "mlp_out", "attn_head_q_all_pos", "attn_head_k_by_pos", "attn_head_v_all_pos",
+                  "attn_head_pattern_all_pos")
+# the families tests/test_patching_sweeps.py does not already cover with the same sweeps
+_ENGINE_FAMILIES = ("llama3_rope", "qwen3", "olmo2", "gemma3", "phi3", "gptj")
+
+
+@pytest.mark.parametrize("name", _ENGINE_FAMILIES)
+def test_patching_engine_equals_hook_path(name):
+    """The fast engine (shared prefix K/V, the model's own attention pieces) equals hooked forwards."""
+    from lenswidget import patching
+
+    _, _, _, proc = _family(name)
+    clean = _tokens(batch=2, seed=3)
+    corrupted = clean.clone()
+    corrupted[:, 3:5] = _tokens(batch=2, seed=4)[:, :2]
+    _, cache = proc.run_with_cache(clean)
+    metric = patching.batched_metric(lambda lg: (lg[:, :, -1, 5] - lg[:, :, -1, 7]).mean(1), positions=[-1])
+    assert patching.engine.fast_path_reason(proc, "q", corrupted) is None
+    for name in _ENGINE_SWEEPS:
+        fn = getattr(patching, f"get_act_patch_{name}")
+        fast = fn(proc, corrupted, cache, metric, verbose=False, method="fast")
+        hooks = fn(proc, corrupted, cache, metric, verbose=False, method="hooks")
+        assert fast.abs().max() > 0, name  # the patches matter
+        assert (fast - hooks).abs().max() <= TOL, name

@@ -1,13 +1,18 @@
 """Multi-head attention (and grouped-query attention) with TransformerLens hook points.
 
 Hooks: ``hook_q/k/v`` [batch, pos, head, d_head] (GQA keys/values carry
-``n_key_value_heads`` heads unless ``cfg.ungroup_grouped_query_attention``), ``hook_rot_q/k``
-(rotary only), ``hook_attn_scores`` and ``hook_pattern`` [batch, head, q_pos, k_pos],
-``hook_z`` [batch, pos, head, d_head] and ``hook_result`` [batch, pos, head, d_model]
-(always present, as in TransformerLens; it only fires with ``cfg.use_attn_result``).
+``n_key_value_heads`` heads unless ``cfg.ungroup_grouped_query_attention``), with
+``cfg.use_qk_norm`` then ``q_norm``/``k_norm`` (RMSNorms with ``hook_scale`` and
+``hook_normalized``), ``hook_rot_q/k`` (rotary only), ``hook_attn_scores`` and
+``hook_pattern`` [batch, head, q_pos, k_pos], ``hook_z`` [batch, pos, head, d_head] and
+``hook_result`` [batch, pos, head, d_model] (always present, as in TransformerLens; it only
+fires with ``cfg.use_attn_result``).
 
-Scores and pattern are only materialised when one of their hook points is hooked (or a soft
-cap needs them); otherwise ``F.scaled_dot_product_attention`` computes the same output.
+The forward pass is built from pieces that the patching engine and the patcher call too:
+:meth:`Attention.project` (q/k/v), :meth:`~Attention.norm_q`/:meth:`~Attention.norm_k`
+(qk-norm), :meth:`~Attention.rotate` (rotary), the kernel
+(:func:`~lenswidget.components.attention_kernel.attend`, also over a shared prefix of keys)
+and :meth:`~Attention.output` (the O projection).
 
 >>> from lenswidget.config import HookedTransformerConfig
 >>> cfg = HookedTransformerConfig(n_layers=1, d_model=8, n_ctx=4, n_heads=2, d_vocab=5, act_fn="relu")
@@ -25,31 +30,31 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lenswidget.components.attention_kernel import attend
 from lenswidget.components.bias import maybe_bias
 from lenswidget.components.layout import linear_param
 from lenswidget.components.masking import attention_spec, positions_from_mask
+from lenswidget.components.norms import make_qk_norm
 from lenswidget.components.rotary import RotaryTable, apply_rotary
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
 from lenswidget.hooks import hook_or_pass as _h
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
-
-def _project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``x @ W + b`` per head: x [b, p, d_model] or per-head [b, p, h, d_model] -> [b, p, h, d_head]."""
+def _project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, per_head: bool) -> torch.Tensor:
+    """``x @ W + b`` per head: x [..., pos, d_model] or per-head [..., pos, h, d_model] -> [..., pos, h, d_head]."""
     h, d_model, d_head = W.shape
-    if x.dim() == 3:
+    if not per_head:
         weight = W.transpose(1, 2).reshape(h * d_head, d_model)  # free for the linear_param layout
         bias = maybe_bias(b)
         return F.linear(x, weight, None if bias is None else bias.reshape(h * d_head)).unflatten(-1, (h, d_head))
-    if x.shape[2] != h:  # per-head inputs for ungrouped GQA keys/values
-        W, b = W.repeat_interleave(x.shape[2] // h, 0), b.repeat_interleave(x.shape[2] // h, 0)
-    return torch.einsum("bphm,hmd->bphd", x, W) + b
+    if x.shape[-2] != h:  # per-head inputs for ungrouped GQA keys/values
+        W, b = W.repeat_interleave(x.shape[-2] // h, 0), b.repeat_interleave(x.shape[-2] // h, 0)
+    return torch.einsum("...hm,hmd->...hd", x, W) + b
 
 
 class Attention(nn.Module):
-    """Attention of block ``layer_id``; ``rotary`` is the model's shared RotaryTable (rotary only)."""
+    """Attention of block ``layer_id``; ``rotary`` is its (possibly shared) RotaryTable."""
 
     #: storage order of each weight (see components.layout): [out, in] buffers, TL-shaped views
     LAYOUTS = {"W_Q": (0, 2, 1), "W_K": (0, 2, 1), "W_V": (0, 2, 1), "W_O": (2, 0, 1)}
@@ -65,6 +70,10 @@ class Attention(nn.Module):
         self.W_O = linear_param((n, dh, dm), (2, 0, 1), dtype=dt)
         self.b_Q = nn.Parameter(torch.zeros(n, dh, dtype=dt))
         self.b_O = nn.Parameter(torch.zeros(dm, dtype=dt))
+        if cfg.use_qk_norm:
+            full = cfg.qk_norm_scope == "full"  # over all heads at once (OLMo 2) or per head
+            self.q_norm = make_qk_norm(cfg, n * dh if full else dh)
+            self.k_norm = make_qk_norm(cfg, cfg.n_kv_heads * dh if full else dh)
 
         scale = cfg.attn_scale if cfg.use_attn_scale else 1.0
         if cfg.scale_attn_by_inverse_layer_idx:
@@ -84,7 +93,7 @@ class Attention(nn.Module):
         if cfg.positional_embedding_type == "rotary":
             self.hook_rot_k = HookPoint()
             self.hook_rot_q = HookPoint()
-            object.__setattr__(self, "rotary", rotary if rotary is not None else RotaryTable.from_config(cfg))
+            object.__setattr__(self, "rotary", rotary if rotary is not None else RotaryTable.from_config(cfg, layer_id))
         else:
             object.__setattr__(self, "rotary", None)
 
@@ -105,6 +114,75 @@ class Attention(nn.Module):
     def _kv_weights(self):
         return self.W_K, self.b_K, self.W_V, self.b_V
 
+    # ------------------------------------------------------------------ pieces
+    @property
+    def n_hook_kv_heads(self) -> int:
+        """Heads of ``hook_k``/``hook_v``: the key/value heads, or n_heads when ungrouped."""
+        return self.cfg.n_heads if self.cfg.ungroup_grouped_query_attention else self.cfg.n_kv_heads
+
+    def project(self, query_input: torch.Tensor, key_input: Optional[torch.Tensor] = None,
+                value_input: Optional[torch.Tensor] = None, per_head: Optional[bool] = None):
+        """q [..., pos, n_heads, d_head], k, v [..., pos, n_hook_kv_heads, d_head] through
+        ``hook_q/k/v`` (before qk-norm and rotary). Inputs are [..., pos, d_model], or per head
+        [..., pos, heads, d_model] with ``per_head=True`` (default: 4-D inputs of a split block)."""
+        cfg = self.cfg
+        key_input = query_input if key_input is None else key_input
+        value_input = key_input if value_input is None else value_input
+        if per_head is None:
+            per_head = cfg.use_attn_in or cfg.use_split_qkv_input
+        W_K, b_K, W_V, b_V = self._kv_weights()
+        q = _project(query_input, self.W_Q, self.b_Q, per_head)
+        k = _project(key_input, W_K, b_K, per_head)
+        v = _project(value_input, W_V, b_V, per_head)
+        groups = cfg.n_heads // k.shape[-2]
+        if groups > 1 and cfg.ungroup_grouped_query_attention:
+            k = k.repeat_interleave(groups, dim=-2)
+            v = v.repeat_interleave(groups, dim=-2)
+        return _h(self.hook_q, q), _h(self.hook_k, k), _h(self.hook_v, v)
+
+    def _qk_norm(self, norm: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        if norm is None:
+            return x
+        if self.cfg.qk_norm_scope == "head":  # as TransformerLens: hooks see [-1, d_head]
+            return norm(x.reshape(-1, x.shape[-1])).view(x.shape)
+        flat = x.flatten(-2)
+        if flat.shape[-1] != norm.length:  # keys ungrouped for the hooks: same statistics, weight per copy
+            reps = flat.shape[-1] // norm.length
+            w = norm.w.view(-1, x.shape[-1]).repeat_interleave(reps, 0).flatten()
+            return norm(flat, weight=w).view(x.shape)
+        return norm(flat).view(x.shape)
+
+    def norm_q(self, q: torch.Tensor) -> torch.Tensor:
+        """qk-norm of queries [..., pos, head, d_head] (identity without ``cfg.use_qk_norm``)."""
+        return self._qk_norm(self._modules.get("q_norm"), q)
+
+    def norm_k(self, k: torch.Tensor) -> torch.Tensor:
+        """qk-norm of keys [..., pos, head, d_head] (identity without ``cfg.use_qk_norm``)."""
+        return self._qk_norm(self._modules.get("k_norm"), k)
+
+    def rotate(self, x: torch.Tensor, positions: Optional[torch.Tensor] = None, offset: int = 0,
+               seq_len: Optional[int] = None) -> torch.Tensor:
+        """Rotary embedding of x [..., pos, head, d_head] at ``positions`` ([batch, pos] or [pos]),
+        or at ``offset .. offset+pos-1``; ``seq_len`` picks longrope's factors (see RotaryTable)."""
+        if self.rotary is None:
+            return x
+        cos, sin = self.rotary.for_positions(positions, offset, x.shape[-3], x.device, x.dtype, seq_len)
+        return apply_rotary(x, cos, sin, self.rotary.rotary_dim, self.rotary.adjacent_pairs)
+
+    def output(self, z: torch.Tensor, per_head: Optional[bool] = None) -> torch.Tensor:
+        """O projection: z [..., pos, head, d_head] -> [..., pos, d_model]; per head (through
+        ``hook_result``) when ``per_head`` (default ``cfg.use_attn_result``)."""
+        if self.cfg.use_attn_result if per_head is None else per_head:
+            result = _h(self.hook_result, torch.einsum("...nd,ndm->...nm", z, self.W_O))
+            return self.combine_heads(result)
+        n, dh = z.shape[-2], z.shape[-1]
+        weight = self.W_O.permute(2, 0, 1).reshape(self.cfg.d_model, n * dh)  # free for our layout
+        return F.linear(z.flatten(-2), weight, maybe_bias(self.b_O))
+
+    def combine_heads(self, result: torch.Tensor) -> torch.Tensor:
+        """Attention output from per-head results [..., pos, head, d_model]."""
+        return result.sum(-2) + self.b_O
+
     # ------------------------------------------------------------------ forward
     def forward(
         self,
@@ -121,88 +199,22 @@ class Attention(nn.Module):
         ``positions`` [batch, pos] overrides rotary positions (derived from the mask otherwise).
         """
         cfg = self.cfg
-        key_input = query_input if key_input is None else key_input
-        value_input = key_input if value_input is None else value_input
-        W_K, b_K, W_V, b_V = self._kv_weights()
-        q = _project(query_input, self.W_Q, self.b_Q)
-        k = _project(key_input, W_K, b_K)
-        v = _project(value_input, W_V, b_V)
-        groups = cfg.n_heads // k.shape[2]
-        if groups > 1 and cfg.ungroup_grouped_query_attention:
-            k = k.repeat_interleave(groups, dim=2)
-            v = v.repeat_interleave(groups, dim=2)
-            groups = 1
-        q = _h(self.hook_q, q)
-        k = _h(self.hook_k, k)
-        v = _h(self.hook_v, v)
-
+        q, k, v = self.project(query_input, key_input, value_input)
+        q, k = self.norm_q(q), self.norm_k(k)
         q_len = q.shape[1]
         past_len = past_kv_cache_entry.length if past_kv_cache_entry is not None else 0
         if self.rotary is not None:
             if positions is None and attention_mask is not None:
                 positions = positions_from_mask(attention_mask, past_len, q_len)
-            cos, sin = self.rotary.for_positions(positions, past_len, q_len, q.device, q.dtype)
-            rd, adj = self.rotary.rotary_dim, self.rotary.adjacent_pairs
-            q = _h(self.hook_rot_q, apply_rotary(q, cos, sin, rd, adj))
-            k = _h(self.hook_rot_k, apply_rotary(k, cos, sin, rd, adj))
+            q = _h(self.hook_rot_q, self.rotate(q, positions, past_len))
+            k = _h(self.hook_rot_k, self.rotate(k, positions, past_len))
         if past_kv_cache_entry is not None:
             k, v = past_kv_cache_entry.append(k, v)
-
-        spec = attention_spec(
-            attention_mask, q_len, k.shape[1], self.window, cfg.attention_dir == "causal", q.device
-        )
-        qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        materialise = (
-            cfg.attn_scores_soft_cap > 0
-            or bool(self.hook_attn_scores._forward_hooks)
-            or bool(self.hook_pattern._forward_hooks)
-        )
-        if materialise:
-            z = self._explicit_attention(qh, kh, vh, spec, groups)
-        else:
-            mask = spec.sdpa_mask
-            use_gqa = groups > 1 and mask is None
-            if groups > 1 and not use_gqa:
-                kh = kh.repeat_interleave(groups, dim=1)
-                vh = vh.repeat_interleave(groups, dim=1)
-            z = F.scaled_dot_product_attention(
-                qh, kh, vh, attn_mask=mask, is_causal=spec.is_causal, scale=1.0 / self.attn_scale, enable_gqa=use_gqa
-            )
-            if spec.zero_rows is not None:
-                z = z.masked_fill(spec.zero_rows, 0.0)
+        spec = attention_spec(attention_mask, q_len, k.shape[1], self.window, cfg.attention_dir == "causal", q.device)
+        z = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), spec, self.attn_scale,
+                   cfg.attn_scores_soft_cap, scores_hook=self.hook_attn_scores, pattern_hook=self.hook_pattern)
         z = _h(self.hook_z, z.transpose(1, 2))
-        return self._output(z)
-
-    def _explicit_attention(self, qh, kh, vh, spec, groups: int) -> torch.Tensor:
-        cfg = self.cfg
-        if groups > 1:
-            kh = kh.repeat_interleave(groups, dim=1)
-            vh = vh.repeat_interleave(groups, dim=1)
-        if qh.dtype in _LOW_PRECISION:
-            scores = torch.matmul(qh.float(), kh.float().transpose(-1, -2))
-        else:
-            scores = torch.matmul(qh, kh.transpose(-1, -2))
-        scores.div_(self.attn_scale)  # in place on the fresh matmul output: no extra tensor
-        if cfg.attn_scores_soft_cap > 0:
-            cap = cfg.attn_scores_soft_cap
-            scores = cap * torch.tanh(scores / cap)
-        mask = spec.score_mask()
-        if mask is not None:
-            scores.masked_fill_(~mask, float("-inf"))
-        scores = _h(self.hook_attn_scores, scores)
-        pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if scores.dtype in _LOW_PRECISION else None)
-        # fully masked rows give NaN: make them 0 (in place unless autograd needs the softmax output)
-        pattern = pattern.nan_to_num(nan=0.0) if pattern.requires_grad else pattern.nan_to_num_(nan=0.0)
-        pattern = _h(self.hook_pattern, pattern)
-        return torch.matmul(pattern.to(vh.dtype), vh)
-
-    def _output(self, z: torch.Tensor) -> torch.Tensor:
-        batch, pos, n, dh = z.shape
-        if self.cfg.use_attn_result:
-            result = _h(self.hook_result, torch.einsum("bpnd,ndm->bpnm", z, self.W_O))
-            return result.sum(-2) + self.b_O
-        weight = self.W_O.permute(2, 0, 1).reshape(self.cfg.d_model, n * dh)  # free for our layout
-        return F.linear(z.reshape(batch, pos, n * dh), weight, maybe_bias(self.b_O))
+        return self.output(z)
 
 
 class GroupedQueryAttention(Attention):

@@ -2,8 +2,9 @@
 
 Variants: ``parallel_attn_mlp`` (attn and MLP both read resid_pre; no resid_mid),
 ``attn_only`` (no MLP), ``use_normalization_before_and_after`` (Gemma-2 post-norms ``ln1_post``,
-``ln2_post``). As in TransformerLens, the optional hook points always exist but only fire
-when their flag is on: ``hook_attn_in`` (use_attn_in), ``hook_q/k/v_input``
+``ln2_post``), ``use_normalization_after_only`` (OLMo 2: ``ln1``/``ln2`` normalise the
+sublayer outputs, before ``hook_attn_out``/``hook_mlp_out``, and nothing normalises inputs).
+As in TransformerLens, the optional hook points always exist but only fire when their flag is on: ``hook_attn_in`` (use_attn_in), ``hook_q/k/v_input``
 (use_split_qkv_input), ``hook_mlp_in`` (use_hook_mlp_in); ``hook_mlp_out`` exists (and never
 fires) in ``attn_only`` models too.
 
@@ -73,6 +74,28 @@ class TransformerBlock(nn.Module):
         mod = self._modules.get(name)
         return _identity if mod is None else mod
 
+    # ------------------------------------------------------------------ pieces (shared with the patching engine)
+    def attn_input_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """What attention reads: ``ln1(x)``, or ``x`` when norms follow the sublayers only (OLMo 2)."""
+        return x if self.cfg.use_normalization_after_only else self._norm("ln1")(x)
+
+    def attn_output_norm(self, out: torch.Tensor) -> torch.Tensor:
+        """``hook_attn_out`` from the attention output: ``ln1_post`` (Gemma 2/3), ``ln1`` (OLMo 2) or nothing."""
+        cfg = self.cfg
+        if cfg.use_normalization_before_and_after:
+            return self.ln1_post(out)
+        if cfg.use_normalization_after_only:
+            return self._norm("ln1")(out)
+        return out
+
+    def mlp_output(self, mlp_in: torch.Tensor) -> torch.Tensor:
+        """``hook_mlp_out`` from the MLP's residual input (its norms before and/or after)."""
+        cfg = self.cfg
+        if cfg.use_normalization_after_only:
+            return self._norm("ln2")(self.mlp(mlp_in))
+        out = self.mlp(self._norm("ln2")(mlp_in))
+        return self.ln2_post(out) if cfg.use_normalization_before_and_after else out
+
     def forward(
         self,
         resid_pre: torch.Tensor,
@@ -83,19 +106,17 @@ class TransformerBlock(nn.Module):
     ) -> torch.Tensor:
         cfg = self.cfg
         resid_pre = _h(self.hook_resid_pre, resid_pre)
-        ln1 = self._norm("ln1")
+        norm = self.attn_input_norm
         if cfg.use_attn_in or cfg.use_split_qkv_input:
             q_in, k_in, v_in = self._split_inputs(resid_pre)
-            q_in, k_in, v_in = ln1(q_in), ln1(k_in), ln1(v_in)
+            q_in, k_in, v_in = norm(q_in), norm(k_in), norm(v_in)
         else:
-            q_in = k_in = v_in = ln1(resid_pre)
+            q_in = k_in = v_in = norm(resid_pre)
         if shortformer_pos_embed is not None:
             spe = shortformer_pos_embed if q_in.dim() == 3 else shortformer_pos_embed.unsqueeze(2)
             q_in, k_in = q_in + spe, k_in + spe
         attn_out = self.attn(q_in, k_in, v_in, past_kv_cache_entry, attention_mask, positions)
-        if cfg.use_normalization_before_and_after:
-            attn_out = self.ln1_post(attn_out)
-        attn_out = _h(self.hook_attn_out, attn_out)
+        attn_out = _h(self.hook_attn_out, self.attn_output_norm(attn_out))
         if cfg.attn_only:
             return _h(self.hook_resid_post, resid_pre + attn_out)
         if cfg.parallel_attn_mlp:
@@ -104,10 +125,7 @@ class TransformerBlock(nn.Module):
             mlp_in = resid_mid = _h(self.hook_resid_mid, resid_pre + attn_out)
         if cfg.use_hook_mlp_in:
             mlp_in = _h(self.hook_mlp_in, mlp_in.clone())
-        mlp_out = self.mlp(self._norm("ln2")(mlp_in))
-        if cfg.use_normalization_before_and_after:
-            mlp_out = self.ln2_post(mlp_out)
-        mlp_out = _h(self.hook_mlp_out, mlp_out)
+        mlp_out = _h(self.hook_mlp_out, self.mlp_output(mlp_in))
         if cfg.parallel_attn_mlp:
             return _h(self.hook_resid_post, resid_pre + attn_out + mlp_out)
         return _h(self.hook_resid_post, resid_mid + mlp_out)

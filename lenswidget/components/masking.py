@@ -130,3 +130,15 @@ def _build(attention_mask, q_len, k_len, window, causal, device) -> AttentionSpe
     if bool(empty.any()):
         return AttentionSpec(False, allowed | empty, empty, q_len, k_len, device, _raw=allowed)
     return AttentionSpec(False, allowed, None, q_len, k_len, device, _raw=allowed)
+
+
+def spec_for_positions(q_pos: torch.Tensor, n_keys: int, window: Optional[int]) -> AttentionSpec:
+    """Causal (optionally sliding-window) mask of queries at absolute positions ``q_pos`` [n_q]
+    against keys at positions ``0 .. n_keys-1`` (every query sees at least itself)."""
+    kj = torch.arange(n_keys, device=q_pos.device)[None, :]
+    qi = q_pos[:, None]
+    allowed = kj <= qi
+    if window is not None:
+        allowed &= (qi - kj) < window
+    allowed = allowed[None, None]
+    return AttentionSpec(False, allowed, None, int(q_pos.numel()), n_keys, q_pos.device, _raw=allowed)

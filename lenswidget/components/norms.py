@@ -5,6 +5,10 @@ LayerNorm (centre, scale, ``w``, ``b``), LayerNormPre (centre and scale only), R
 ``F.layer_norm`` / ``F.rms_norm`` kernels are used; otherwise the activations are computed
 explicitly so that hooks see (and may edit) the scale and the normalised input.
 
+In float16/bfloat16 the statistics are computed in float32. The weight is applied after
+rounding back (Llama, Qwen) or, with ``cfg.norm_weight_in_float32``, in float32 before one
+final rounding (Gemma, OLMo 2), as each family's reference implementation does.
+
 >>> from lenswidget.config import HookedTransformerConfig
 >>> cfg = HookedTransformerConfig(n_layers=1, d_model=4, n_ctx=4, n_heads=1, d_vocab=5, act_fn="relu")
 >>> ln = LayerNormPre(cfg)
@@ -23,6 +27,11 @@ import torch.nn.functional as F
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
 from lenswidget.hooks import hook_or_pass as _h
+
+
+def is_hooked(point: HookPoint) -> bool:
+    """Whether anything (a forward hook or a forward pre-hook) is attached to ``point``."""
+    return bool(point._forward_hooks or point._forward_pre_hooks)
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -44,10 +53,11 @@ class _Norm(nn.Module):
         self.hook_scale = HookPoint()  # [batch, pos, 1]
         self.hook_normalized = HookPoint()  # [batch, pos, length]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.w if self.has_weight else None
+    def forward(self, x: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Normalise ``x`` [..., length]; ``weight`` replaces ``w`` for this call (qk-norm of ungrouped keys)."""
+        w = (self.w if weight is None else weight) if self.has_weight else None
         b = self.b if self.has_bias else None
-        hooked = bool(self.hook_scale._forward_hooks or self.hook_normalized._forward_hooks)
+        hooked = is_hooked(self.hook_scale) or is_hooked(self.hook_normalized)
         in_dtype = x.dtype
         low = in_dtype in _LOW_PRECISION
         if not hooked and not low:
@@ -66,6 +76,12 @@ class _Norm(nn.Module):
                 x = x - x.mean(-1, keepdim=True)
             scale = _h(self.hook_scale, (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
             out = _h(self.hook_normalized, x / scale)
+        if low and self.cfg.norm_weight_in_float32:
+            if w is not None:
+                out = out * w.float()
+            if b is not None:
+                out = out + b.float()
+            return out.to(in_dtype)
         if low:
             out = out.to(in_dtype)
         if w is not None:
@@ -127,3 +143,12 @@ def make_post_norm(cfg: HookedTransformerConfig) -> Optional[nn.Module]:
     """
     kind = {"LNPre": "LN", "RMSPre": "RMS"}.get(cfg.normalization_type, cfg.normalization_type)
     return None if kind is None else NORMS[kind](cfg, None)
+
+
+def make_qk_norm(cfg: HookedTransformerConfig, length: int) -> RMSNorm:
+    """The RMSNorm applied to queries or keys (``cfg.use_qk_norm``) over ``length`` features.
+
+    It keeps its weight whatever ``cfg.normalization_type`` says: it follows a projection, so
+    weight processing has nothing to fold it into.
+    """
+    return RMSNorm(cfg, length)

@@ -37,7 +37,10 @@ class RotaryTable:
     """cos/sin tables for ``rotary_dim`` rotated dimensions.
 
     ``adjacent_pairs=True`` rotates pairs (0,1), (2,3), ... (GPT-J); otherwise the two halves
-    of the rotary dims are paired (GPT-NeoX / Llama).
+    of the rotary dims are paired (GPT-NeoX / Llama). Frequency scalings: ``ntk_by_parts``
+    (Llama 3.1), ``linear_factor`` (positions divided by it, e.g. Gemma 3's global layers) and
+    ``longrope`` (Phi-3: per-frequency ``short_factor`` / ``long_factor`` chosen by the sequence
+    length, cos/sin scaled by ``attention_factor``).
     """
 
     def __init__(
@@ -46,6 +49,8 @@ class RotaryTable:
         base: float = 10000,
         adjacent_pairs: bool = False,
         ntk_by_parts: Optional[dict] = None,
+        linear_factor: float = 1.0,
+        longrope: Optional[dict] = None,
     ):
         self.rotary_dim = rotary_dim
         self.base = base
@@ -53,12 +58,25 @@ class RotaryTable:
         inv = 1.0 / (base ** (torch.arange(0, rotary_dim, 2, dtype=torch.int64, device="cpu").float() / rotary_dim))
         if ntk_by_parts:
             inv = _ntk_by_parts(inv, **ntk_by_parts)
+        if linear_factor != 1.0:
+            inv = inv / linear_factor
         self.inv_freq = inv
+        self.long_inv_freq: Optional[torch.Tensor] = None
+        self.long_after = 0  # sequence lengths above this use long_inv_freq
+        self.amplitude = 1.0
+        if longrope:
+            self.inv_freq = inv / torch.tensor(longrope["short_factor"], dtype=torch.float32)
+            self.long_inv_freq = inv / torch.tensor(longrope["long_factor"], dtype=torch.float32)
+            self.long_after = int(longrope["original_max_position_embeddings"])
+            self.amplitude = float(longrope["attention_factor"])
         self._tables: dict = {}
         self._memo: Optional[tuple] = None
 
     @classmethod
-    def from_config(cls, cfg: HookedTransformerConfig) -> "RotaryTable":
+    def from_config(cls, cfg: HookedTransformerConfig, layer: Optional[int] = None) -> "RotaryTable":
+        """The table of ``layer`` (local layers may have their own base; scaling is global-only)."""
+        local = layer is not None and cfg.layer_is_local(layer)
+        base = cfg.rotary_base_local if local and cfg.rotary_base_local is not None else cfg.rotary_base
         ntk = None
         if cfg.use_NTK_by_parts_rope:
             ntk = dict(
@@ -67,50 +85,79 @@ class RotaryTable:
                 high=cfg.NTK_by_parts_high_freq_factor,
                 old_ctx=cfg.NTK_original_ctx_len,
             )
-        return cls(cfg.rotary_dim, cfg.rotary_base, cfg.rotary_adjacent_pairs, ntk)
+        linear = 1.0 if local else cfg.rotary_scaling_factor
+        return cls(cfg.rotary_dim, base, cfg.rotary_adjacent_pairs, ntk, linear, cfg.rotary_longrope)
 
-    def cos_sin(self, length: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tables [>=length, rotary_dim] for positions 0..length-1 (may be longer)."""
-        key = (torch.device(device), dtype)
+    @classmethod
+    def per_layer(cls, cfg: HookedTransformerConfig) -> list:
+        """One table per layer; layers with the same settings share one (and its caches)."""
+        shared: dict = {}
+        out = []
+        for layer in range(cfg.n_layers):
+            local = cfg.layer_is_local(layer) and (cfg.rotary_base_local is not None or cfg.rotary_scaling_factor != 1.0)
+            if local not in shared:
+                shared[local] = cls.from_config(cfg, layer)
+            out.append(shared[local])
+        return out
+
+    def _long(self, seq_len: int) -> bool:
+        return self.long_inv_freq is not None and seq_len > self.long_after
+
+    def cos_sin(self, length: int, device, dtype, seq_len: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tables [>=length, rotary_dim] for positions 0..length-1 (may be longer).
+
+        ``seq_len`` (default ``length``) picks longrope's long or short factors, as HF does
+        from the largest position of the call.
+        """
+        long = self._long(length if seq_len is None else seq_len)
+        key = (torch.device(device), dtype, long)
         have = self._tables.get(key)
         if have is not None and have[0].shape[0] >= length:
             return have
         n = max(length, 256 if have is None else 2 * have[0].shape[0])
         pos = torch.arange(n, dtype=torch.float32, device="cpu")
-        freqs = torch.outer(pos, self.inv_freq)
+        freqs = torch.outer(pos, self.long_inv_freq if long else self.inv_freq)
         if self.adjacent_pairs:
             emb = freqs.repeat_interleave(2, dim=-1)
         else:
             emb = torch.cat((freqs, freqs), dim=-1)
-        table = (emb.cos().to(device=device, dtype=dtype), emb.sin().to(device=device, dtype=dtype))
+        cos, sin = emb.cos(), emb.sin()
+        if self.amplitude != 1.0:
+            cos, sin = cos * self.amplitude, sin * self.amplitude
+        table = (cos.to(device=device, dtype=dtype), sin.to(device=device, dtype=dtype))
         self._tables[key] = table
         return table
 
     def for_positions(
-        self, positions: Optional[torch.Tensor], offset: int, length: int, device, dtype
+        self, positions: Optional[torch.Tensor], offset: int, length: int, device, dtype,
+        seq_len: Optional[int] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos/sin broadcastable against [batch, pos, head, rotary_dim].
+        """cos/sin broadcastable against [..., pos, head, rotary_dim].
 
-        ``positions`` [batch, pos] (e.g. from a left-padding mask) or None for
-        ``offset .. offset+length-1``. The last result is memoised, since every layer asks
-        for the same positions in one forward pass.
+        ``positions`` [batch, pos] (e.g. from a left-padding mask) or [pos], or None for
+        ``offset .. offset+length-1``. ``seq_len``: see :meth:`cos_sin` (default: the largest
+        position + 1). The last result is memoised, since every layer asks for the same
+        positions in one forward pass.
         """
         if positions is None:
+            key = (offset, length, device, dtype, seq_len)
             memo = self._memo
-            if memo is not None and memo[0] == (offset, length, device, dtype):
+            if memo is not None and memo[0] == key:
                 return memo[1]
-            cos, sin = self.cos_sin(offset + length, device, dtype)
+            cos, sin = self.cos_sin(offset + length, device, dtype, seq_len)
             out = (cos[offset : offset + length, None, :], sin[offset : offset + length, None, :])
-            self._memo = ((offset, length, device, dtype), out)
+            self._memo = (key, out)
             return out
         # memoised on the positions tensor itself, so it is freed with it
-        key = (id(self), tensor_version(positions), device, dtype)
+        key = (id(self), device, dtype, seq_len)
         memo = getattr(positions, "_lw_rotary", None)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        cos, sin = self.cos_sin(int(positions.max()) + 1 if positions.numel() else 1, device, dtype)
-        out = (cos[positions].unsqueeze(2), sin[positions].unsqueeze(2))
-        positions._lw_rotary = (key, out)
+        if memo is None or memo[0] != tensor_version(positions):
+            memo = positions._lw_rotary = (tensor_version(positions), {})
+        out = memo[1].get(key)
+        if out is None:
+            n = int(positions.max()) + 1 if positions.numel() else 1
+            cos, sin = self.cos_sin(n, device, dtype, seq_len)
+            out = memo[1][key] = (cos[positions].unsqueeze(-2), sin[positions].unsqueeze(-2))
         return out
 
 

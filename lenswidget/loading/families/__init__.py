@@ -5,4 +5,5 @@ Each module defines ``MODEL_TYPES`` and ``ARCHITECTURES`` (HF names it handles),
 and ``convert_state_dict(hf_state_dict, cfg) -> dict`` (HF tensors -> lenswidget names).
 """
 
-FAMILY_MODULES = ("gpt2", "gpt_neox", "llama", "qwen2", "mistral", "gemma", "gemma2")
+FAMILY_MODULES = ("gpt2", "gpt_neox", "gptj", "llama", "qwen2", "qwen3", "mistral", "phi3", "olmo2", "gemma", "gemma2",
+                  "gemma3")

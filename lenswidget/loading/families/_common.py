@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -37,49 +38,102 @@ def kv_heads(hf_config: Any) -> int | None:
     return n_kv if n_kv is not None and n_kv != hf_config.num_attention_heads else None
 
 
-def rope_fields(hf_config: Any, d_head: int) -> dict[str, Any]:
-    """Rotary settings (base, rotary_dim, NTK-by-parts scaling) from an HF config.
+_ROPE_TYPES = ("default", "linear", "llama3", "longrope")
 
-    transformers 5 keeps them in ``rope_parameters``; 4.x used ``rope_theta``/``rope_scaling``.
+
+def _rope_kind(params: dict) -> str:
+    return params.get("rope_type", params.get("type", "default")) or "default"
+
+
+def _scaling_fields(params: dict, hf_config: Any, rotary_dim: int) -> dict[str, Any]:
+    """Config fields for one rope_parameters dict's frequency scaling."""
+    kind = _rope_kind(params)
+    if kind == "default":
+        return {}
+    if kind == "linear":
+        return {"rotary_scaling_factor": float(params["factor"])}
+    if kind == "llama3":
+        return dict(
+            use_NTK_by_parts_rope=True,
+            NTK_by_parts_factor=float(params["factor"]),
+            NTK_by_parts_low_freq_factor=float(params["low_freq_factor"]),
+            NTK_by_parts_high_freq_factor=float(params["high_freq_factor"]),
+            NTK_original_ctx_len=int(params["original_max_position_embeddings"]),
+        )
+    if kind == "longrope":
+        original = params.get("original_max_position_embeddings",
+                              getattr(hf_config, "original_max_position_embeddings", None))
+        if original is None:
+            raise ConfigError("longrope needs original_max_position_embeddings in the HF config")
+        factor = params.get("factor") or hf_config.max_position_embeddings / original
+        attention = params.get("attention_factor")
+        if attention is None:  # as transformers computes it
+            attention = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
+        return {"rotary_longrope": {
+            "short_factor": [float(x) for x in params["short_factor"]],
+            "long_factor": [float(x) for x in params["long_factor"]],
+            "original_max_position_embeddings": int(original),
+            "attention_factor": float(attention),
+        }}
+    raise ConfigError(f"unsupported rope_type {kind!r}; supported: " + ", ".join(repr(t) for t in _ROPE_TYPES))
+
+
+def rope_fields(hf_config: Any, d_head: int, attn_types: list[str] | None = None) -> dict[str, Any]:
+    """Rotary settings (base, rotary_dim, scaling) from an HF config.
+
+    transformers 5 keeps them in ``rope_parameters`` (per layer type for Gemma 3:
+    ``{"full_attention": ..., "sliding_attention": ...}``); 4.x used ``rope_theta`` /
+    ``rope_scaling``. ``attn_types``: the layers' "global"/"local" kinds, to check that a
+    global-only scaling is not applied to local layers.
     """
     params = dict(getattr(hf_config, "rope_parameters", None) or {})
+    local: dict | None = None
+    if "full_attention" in params or "sliding_attention" in params:
+        local = dict(params.get("sliding_attention") or {})
+        params = dict(params.get("full_attention") or {})
     scaling = params if "rope_type" in params else dict(getattr(hf_config, "rope_scaling", None) or {})
     theta = params.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0))
     partial = params.get("partial_rotary_factor",
                          getattr(hf_config, "partial_rotary_factor", getattr(hf_config, "rotary_pct", 1.0)))
+    rotary_dim = int(d_head * partial)
     fields: dict[str, Any] = {
         "positional_embedding_type": "rotary",
         "rotary_base": float(theta),
-        "rotary_dim": int(d_head * partial),
+        "rotary_dim": rotary_dim,
         "rotary_adjacent_pairs": False,
     }
-    kind = scaling.get("rope_type", scaling.get("type", "default")) or "default"
-    if kind == "llama3":
-        fields.update(
-            use_NTK_by_parts_rope=True,
-            NTK_by_parts_factor=float(scaling["factor"]),
-            NTK_by_parts_low_freq_factor=float(scaling["low_freq_factor"]),
-            NTK_by_parts_high_freq_factor=float(scaling["high_freq_factor"]),
-            NTK_original_ctx_len=int(scaling["original_max_position_embeddings"]),
-        )
-    elif kind != "default":
-        raise ConfigError(f"unsupported rope_type {kind!r}; supported: 'default', 'llama3'")
+    fields.update(_scaling_fields(scaling, hf_config, rotary_dim))
+    has_local = bool(attn_types) and "local" in attn_types
+    if local is not None:
+        if _rope_kind(local) != "default":
+            raise ConfigError(f"rope_type {_rope_kind(local)!r} on sliding-window layers is not supported; "
+                              "supported there: 'default'")
+        fields["rotary_base_local"] = float(local.get("rope_theta", theta))
+    elif has_local and fields.get("rotary_scaling_factor", 1.0) != 1.0:
+        raise ConfigError("linear rope scaling on a model with sliding-window layers is only supported when "
+                          "the config gives rope parameters per layer type (as Gemma 3 does)")
     return fields
 
 
-def attention_window_fields(hf_config: Any) -> dict[str, Any]:
-    """Sliding-window attention per layer (``attn_types`` of "global"/"local", ``window_size``)."""
+def attention_window_fields(hf_config: Any, default_local: Callable[[int], bool] | None = None) -> dict[str, Any]:
+    """Sliding-window attention per layer (``attn_types`` of "global"/"local", ``window_size``).
+
+    transformers 5 configs list ``layer_types``; older ones leave the pattern to the modeling
+    code, which ``default_local(layer)`` reproduces (every layer when not given).
+    """
     window = getattr(hf_config, "sliding_window", None)
     layer_types = getattr(hf_config, "layer_types", None)
     n = hf_config.num_hidden_layers
     if layer_types is not None:
         types = ["local" if t == "sliding_attention" else "global" for t in layer_types[:n]]
     elif window is not None and getattr(hf_config, "use_sliding_window", True):
-        types = ["local"] * n
+        types = ["local" if default_local is None or default_local(i) else "global" for i in range(n)]
     else:
         types = ["global"] * n
-    if window is None or "local" not in types:
+    if "local" not in types:
         return {"use_local_attn": False, "window_size": None, "attn_types": None}
+    if window is None:  # layer kinds without a window still pick per-kind rope bases
+        return {"use_local_attn": False, "window_size": None, "attn_types": types}
     return {"use_local_attn": True, "window_size": int(window), "attn_types": types}
 
 

@@ -6,7 +6,7 @@ config quirks and pass the options below.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -17,8 +17,13 @@ from ._common import (act_fn, attention_window_fields, bias_or_zeros, heads_in, 
                       kv_heads, put_attention, rope_fields, with_prefix)
 
 
-def decoder_config(hf_config: Any, activation: str | None = None) -> dict[str, Any]:
-    """Fields every Llama-style decoder shares: RMS pre-norms, rotary, gated MLP, GQA."""
+def decoder_config(hf_config: Any, activation: str | None = None,
+                   default_local: Callable[[int], bool] | None = None) -> dict[str, Any]:
+    """Fields every Llama-style decoder shares: RMS pre-norms, rotary, gated MLP, GQA.
+
+    ``default_local(layer)``: which layers slide when the config has no ``layer_types``
+    (older transformers configs); see :func:`attention_window_fields`.
+    """
     c = hf_config
     d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     if getattr(c, "mlp_bias", False):
@@ -42,19 +47,28 @@ def decoder_config(hf_config: Any, activation: str | None = None) -> dict[str, A
         "parallel_attn_mlp": False,
         "tie_word_embeddings": bool(getattr(c, "tie_word_embeddings", False)),
     }
-    fields.update(rope_fields(c, d_head))
-    fields.update(attention_window_fields(c))
+    fields.update(attention_window_fields(c, default_local))
+    fields.update(rope_fields(c, d_head, fields["attn_types"]))
     return fields
 
 
+_PRE_NORMS = (("ln1", "input_layernorm"), ("ln2", "post_attention_layernorm"))
+#: Gemma 2/3: norms before and after each sublayer
+SANDWICH_NORMS = (("ln1", "input_layernorm"), ("ln1_post", "post_attention_layernorm"),
+                  ("ln2", "pre_feedforward_layernorm"), ("ln2_post", "post_feedforward_layernorm"))
+#: OLMo 2: norms after each sublayer only (lenswidget's ln1/ln2, as TransformerLens names them)
+AFTER_NORMS = (("ln1", "post_attention_layernorm"), ("ln2", "post_feedforward_layernorm"))
+
+
 def convert_decoder(hf_sd: Mapping[str, torch.Tensor], cfg: Any, norm_offset: float = 0.0,
-                    embed_scale: float | None = None, post_norms: bool = False) -> dict:
+                    embed_scale: float | None = None, norms=_PRE_NORMS) -> dict:
     """HF Llama-style state dict -> lenswidget state dict.
 
-    ``norm_offset`` is added to every RMSNorm weight (Gemma stores ``w`` and applies
-    ``1 + w``). ``embed_scale`` multiplies W_E, rounded to ``cfg.dtype`` first exactly as HF
-    rounds its normaliser, so the product is bit-identical. ``post_norms`` maps Gemma-2's
-    four norms per layer (ln1, ln1_post, ln2, ln2_post).
+    ``norm_offset`` is added to every RMSNorm weight, in float32 (Gemma stores ``w`` and
+    applies ``1 + w`` in float32). ``embed_scale`` multiplies W_E, rounded to ``cfg.dtype``
+    first exactly as HF rounds its normaliser, so the product is bit-identical. ``norms``
+    maps each layer's norms (ours, HF's): pre-norms, :data:`SANDWICH_NORMS` or
+    :data:`AFTER_NORMS`. With ``cfg.use_qk_norm`` the attention's ``q_norm``/``k_norm`` come too.
     """
     sd = with_prefix(hf_sd, "model.", ("lm_head.weight",))
     H, D = cfg.n_heads, cfg.d_head
@@ -73,16 +87,16 @@ def convert_decoder(hf_sd: Mapping[str, torch.Tensor], cfg: Any, norm_offset: fl
 
     def norm(key: str) -> torch.Tensor:
         w = sd[key]
-        return w + norm_offset if norm_offset else w
+        return w.float() + norm_offset if norm_offset else w
 
-    names = (("ln1", "input_layernorm"), ("ln1_post", "post_attention_layernorm"),
-             ("ln2", "pre_feedforward_layernorm"), ("ln2_post", "post_feedforward_layernorm")
-             ) if post_norms else (("ln1", "input_layernorm"), ("ln2", "post_attention_layernorm"))
     for layer in range(cfg.n_layers):
         p = f"model.layers.{layer}."
-        for ours, theirs in names:
+        for ours, theirs in norms:
             out[f"blocks.{layer}.{ours}.w"] = norm(p + theirs + ".weight")
         a = p + "self_attn."
+        if getattr(cfg, "use_qk_norm", False):
+            out[f"blocks.{layer}.attn.q_norm.w"] = norm(a + "q_norm.weight")
+            out[f"blocks.{layer}.attn.k_norm.w"] = norm(a + "k_norm.weight")
         W_Q = heads_in(sd[a + "q_proj.weight"], H, D)
         W_K = heads_in(sd[a + "k_proj.weight"], K, D)
         W_V = heads_in(sd[a + "v_proj.weight"], K, D)

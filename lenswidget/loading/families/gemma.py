@@ -17,7 +17,9 @@ ARCHITECTURES = ("GemmaForCausalLM",)
 def config_from_hf(hf_config: Any) -> dict[str, Any]:
     act = hf_config.hidden_act
     # Official Gemma configs say "gelu" but mean the tanh approximation (as transformers does).
-    return decoder_config(hf_config, activation="gelu_pytorch_tanh" if act == "gelu" else act)
+    fields = decoder_config(hf_config, activation="gelu_pytorch_tanh" if act == "gelu" else act)
+    fields["norm_weight_in_float32"] = True  # Gemma multiplies by (1 + w) in float32
+    return fields
 
 
 def convert_state_dict(hf_state_dict, cfg) -> dict:

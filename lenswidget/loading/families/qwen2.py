@@ -1,4 +1,5 @@
-"""Qwen2 family: Llama-style with biases on the Q/K/V projections, GQA, optional sliding window."""
+"""Qwen2 family: Llama-style with biases on the Q/K/V projections, GQA, and an optional sliding
+window on the layers from ``max_window_layers`` on."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ ARCHITECTURES = ("Qwen2ForCausalLM",)
 
 
 def config_from_hf(hf_config: Any) -> dict[str, Any]:
-    return decoder_config(hf_config)
+    # configs without layer_types: layers from max_window_layers on slide (as transformers does)
+    first = getattr(hf_config, "max_window_layers", 0) or 0
+    return decoder_config(hf_config, default_local=lambda layer: layer >= first)
 
 
 def convert_state_dict(hf_state_dict, cfg) -> dict:

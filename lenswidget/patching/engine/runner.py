@@ -13,7 +13,6 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from .attention import attend
 from .ops import LayerOps, ModelOps
 
 __all__ = ["run_block", "run_staircase"]
@@ -34,15 +33,14 @@ def run_block(
     """
     S = x.shape[2]
     pos = torch.arange(p0, p0 + S, device=x.device)
-    q, k, v = lops.qkv(lops.ln1(x))
+    q, k, v = lops.qkv(lops.attn_in(x))
     if out_rel is not None:
         q, x, q_pos = q[:, :, out_rel], x[:, :, out_rel], pos[out_rel]
     else:
         q_pos = pos
     q = lops.rotate(q, q_pos)
     k = lops.rotate(k, pos)
-    k_pre, v_pre = prefix if prefix is not None else (None, None)
-    z, _ = attend(q, k, v, k_pre, v_pre, q_pos, lops.scale, lops.soft_cap, lops.window)
+    z = lops.attend(q, k, v, prefix, q_pos)
     return finish_block(lops, ops, x, lops.attn_out(z))
 
 

@@ -20,7 +20,8 @@ from typing import Tuple
 
 import torch
 
-from .attention import attend
+from lenswidget.components.attention_kernel import pattern_from_scores, weighted_values
+
 from .baseline import Baseline
 from .ops import LayerOps, ModelOps
 from .runner import finish_block
@@ -80,8 +81,7 @@ def _attn_out(act, lops: LayerOps, bl: Baseline, l, p0, end, patched, U) -> torc
     if act == "attn_out":
         return patched[:, :, U]
     if act == "result":
-        out = patched[:, :, U].sum(-2) + lops.b_o
-        return out if lops.ln1_post is None else lops.ln1_post(out)
+        return lops.attn_out_from_result(patched[:, :, U])
     z = patched if act == "z" else _patched_z(act, lops, bl, l, p0, end, patched)
     return lops.attn_out(z[:, :, U])
 
@@ -94,17 +94,16 @@ def _patched_z(act, lops: LayerOps, bl: Baseline, l, p0, end, patched) -> torch.
     if act in DEST_ACTS:
         corr = bl.get(act, l)[:, :, p0:end]
         changed = (patched != corr).flatten(3).any(-1).any(1)  # [R, H]
-        pattern = patched
-        if act == "attn_scores":
-            pattern = torch.softmax(patched, dim=-1)
-            pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
-        v = bl.get("v", l).repeat_interleave(G, dim=2).transpose(1, 2)  # [B, H, T, dh]
-        z_new = torch.matmul(pattern.to(v.dtype), v).permute(0, 1, 3, 2, 4)
+        pattern = pattern_from_scores(patched) if act == "attn_scores" else patched
+        v = bl.get("v", l).transpose(1, 2)  # [B, hook_kv, T, dh]
+        z_new = weighted_values(pattern, v).transpose(-2, -3)
     else:
         corr = bl.get(act, l)[:, p0:end]
         changed = (patched != corr).transpose(2, 3).flatten(3).any(-1).any(1)  # [R, heads of act]
         if changed.shape[1] != H:
             changed = changed.repeat_interleave(G, dim=1)
+        if act in ("q", "k") and lops.qk_norm_across_heads:  # one head's change moves every head's norm
+            changed = changed.any(1, keepdim=True).expand_as(changed)
         z_new = _recompute_z(act, lops, bl, l, p0, end, patched)
     return torch.where(changed[:, None, None, :, None], z_new, z_corr)
 
@@ -119,18 +118,17 @@ def _recompute_z(act, lops: LayerOps, bl: Baseline, l, p0, end, patched) -> torc
         return t.unsqueeze(0).expand(R, *t.shape)
 
     k_all, v_all = bl.prefix_kv[l]
-    prefix = (k_all[:, :, :p0], v_all[:, :, :p0]) if p0 > 0 else (None, None)
+    prefix = (k_all[:, :, :p0], v_all[:, :, :p0])
     if act == "v":
-        G = lops.n_heads // lops.hook_kv
         pattern = bl.get("pattern", l)[:, :, p0:end, :end]  # [B, H, S, end]
         v_pre = bl.get("v", l)[:, :p0].unsqueeze(0).expand(R, -1, -1, -1, -1)
-        v = torch.cat([v_pre, patched], dim=2).repeat_interleave(G, dim=3).permute(0, 1, 3, 2, 4)
-        return torch.matmul(pattern.to(v.dtype), v).permute(0, 1, 3, 2, 4)
+        v = torch.cat([v_pre, patched], dim=2).transpose(2, 3)  # [R, B, hook_kv, end, dh]
+        return weighted_values(pattern, v).transpose(-2, -3)
+    # hook_q / hook_k are before qk-norm and rotary; hook_rot_q / hook_rot_k after both
     if act in ("q", "rot_q"):
-        q = lops.rotate(patched, pos) if act == "q" else patched
+        q = lops.rotate(lops.norm_q(patched), pos) if act == "q" else patched
         k, v = suffix("rot_k" if rotary else "k"), suffix("v")
     else:  # k, rot_k
-        k = lops.rotate(patched, pos) if act == "k" else patched
+        k = lops.rotate(lops.norm_k(patched), pos) if act == "k" else patched
         q, v = suffix("rot_q" if rotary else "q"), suffix("v")
-    z, _ = attend(q, k, v, prefix[0], prefix[1], pos, lops.scale, lops.soft_cap, lops.window)
-    return z
+    return lops.attend(q, k, v, prefix if p0 > 0 else None, pos)

@@ -31,7 +31,13 @@ from ...utils import get_act_name
 from .patches import Patch, active
 from .runs import Runs
 
-SELF_CHECK_TOL = 1e-4
+SELF_CHECK_TOL = 1e-4  # relative, float32/float64; low precision uses the engine's tolerance
+
+
+def _self_check_tol(dtype: torch.dtype) -> float:
+    from ...patching.engine.fast import SELF_CHECK_TOL as ENGINE_TOL
+
+    return SELF_CHECK_TOL if dtype in (torch.float32, torch.float64) else ENGINE_TOL.get(dtype, 2e-2)
 
 
 @dataclass(frozen=True)
@@ -232,4 +238,4 @@ class PatchedForward:
             return False
         ref = self.runs.corrupted_logits[:, n // 2:]
         err = float((got.float() - ref.float()).abs().max()) / max(1.0, float(ref.float().abs().max()))
-        return err <= SELF_CHECK_TOL
+        return err <= _self_check_tol(self.runs.corrupted_logits.dtype)
