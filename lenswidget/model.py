@@ -249,7 +249,7 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         """Tokens [batch, pos] and their padding mask (None if there is no padding)."""
         if isinstance(input, str) or (isinstance(input, (list, tuple)) and input and isinstance(input[0], str)):
             tokens, mask = self._tokenize(input, prepend_bos, padding_side)
-            device = self._input_device() if "_placement" in self.__dict__ else self.cfg.device
+            device = self._input_device()  # where the weights are (cfg.device may say otherwise)
             return tokens.to(device), (None if mask is None else mask.to(device))
         if not isinstance(input, torch.Tensor):
             input = torch.as_tensor(input)

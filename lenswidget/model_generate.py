@@ -53,7 +53,7 @@ class GenerationMixin:
         prepend = self._resolve_prepend_bos(prepend_bos)
         if text_input:
             tokens, mask = self._tokenize(input, prepend_bos, padding_side)
-            tokens = tokens.to(self.cfg.device)
+            tokens = tokens.to(self._input_device())
             mask = None if mask is None else mask.to(tokens.device)
         else:
             tokens, mask = self._input_tokens(input, prepend_bos, padding_side, 0)
@@ -115,7 +115,7 @@ class GenerationMixin:
         ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
         if not ids:
             raise InvalidOptionError("eos_token_id", eos_token_id, ["an int or a non-empty list of ints"])
-        return torch.tensor(ids, dtype=torch.long, device=self.cfg.device)
+        return torch.tensor(ids, dtype=torch.long, device=self._input_device())
 
     def _decode_generated(self, out: torch.Tensor, prompt_mask: torch.Tensor, prepended_bos: bool) -> List[str]:
         tok = self._need_tokenizer("returning generated text")

@@ -15,10 +15,10 @@ Two paths compute the same thing:
 * an explicit one when ``hook_attn_scores``/``hook_pattern`` are hooked, a soft cap applies
   or keys of earlier positions are shared by several runs (``prefix``).
 
-In float16/bfloat16 the explicit path computes in float32 and rounds once at the end, like
-SDPA's fused kernels, so adding a hook does not change the result beyond rounding. Hooks see
-scores and patterns in the model's dtype; an unmodified view is not fed back, so watching
-(caching) costs no precision. A hook that edits them changes the run, as it should.
+In float16/bfloat16 the explicit path computes in float32 and rounds once at the end. Hooks
+see scores and patterns in the model's dtype; when they only read them (e.g. caching), the
+output is taken from SDPA as if nothing were hooked, so a watched run is bit-identical to an
+unhooked one. A hook that edits them changes the run, as it should, computed in float32.
 
 >>> q, k, v = torch.randn(1, 4, 3, 8), torch.randn(1, 2, 3, 8), torch.randn(1, 2, 3, 8)
 >>> from lenswidget.components.masking import attention_spec
@@ -37,8 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from lenswidget.components.masking import AttentionSpec
-from lenswidget.components.norms import is_hooked
-from lenswidget.components.versioning import tensor_version
+from lenswidget.components.hooking import is_hooked, watch
 
 __all__ = ["attend", "pattern_from_scores", "weighted_values", "SDPA_HAS_GQA"]
 
@@ -50,22 +49,6 @@ SDPA_HAS_GQA = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in LOW_PRECISION else dtype
-
-
-def _through_hook(point, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``point(x)`` with the hook seeing ``x`` in ``dtype``; ``x`` itself when it was only read."""
-    if point is None or not is_hooked(point):
-        return x
-    if x.dtype == dtype:
-        return point(x)
-    shown = x.to(dtype)
-    version = tensor_version(shown)
-    out = point(shown)
-    if out is shown:
-        untouched = tensor_version(shown) == version if version >= 0 else torch.equal(shown, x.to(dtype))
-        if untouched:
-            return x
-    return out.to(x.dtype)
 
 
 def pattern_from_scores(scores: torch.Tensor, fix_empty_rows: bool = True) -> torch.Tensor:
@@ -122,13 +105,10 @@ def attend(
     keys/values of positions before ``k``'s, shared by all ``R`` runs of q [R, B, ...].
     ``scores_hook``/``pattern_hook``: hook points that see [*L, H, n_q, P + S].
     """
-    if not (explicit or soft_cap > 0 or prefix is not None or is_hooked_any(scores_hook, pattern_hook)):
+    needs_explicit = explicit or soft_cap > 0 or prefix is not None
+    if not needs_explicit and not (is_hooked(scores_hook) or is_hooked(pattern_hook)):
         return _sdpa(q, k, v, spec, scale)
-    return _explicit(q, k, v, spec, scale, soft_cap, prefix, scores_hook, pattern_hook)
-
-
-def is_hooked_any(*points) -> bool:
-    return any(p is not None and is_hooked(p) for p in points)
+    return _explicit(q, k, v, spec, scale, soft_cap, prefix, scores_hook, pattern_hook, needs_explicit)
 
 
 def _sdpa(q, k, v, spec: AttentionSpec, scale: float) -> torch.Tensor:
@@ -147,14 +127,15 @@ def _sdpa(q, k, v, spec: AttentionSpec, scale: float) -> torch.Tensor:
     return z
 
 
-def _explicit(q, k, v, spec: AttentionSpec, scale, soft_cap, prefix, scores_hook, pattern_hook) -> torch.Tensor:
+def _explicit(q, k, v, spec: AttentionSpec, scale, soft_cap, prefix, scores_hook, pattern_hook,
+              needs_explicit: bool) -> torch.Tensor:
     *L, H, n, d = q.shape
     Hk = k.shape[-3]
     G, rows = H // Hk, (H // Hk) * n
     cd = _compute_dtype(q.dtype)
     qf = q.reshape(*L, Hk, rows, d).to(cd)  # rows ordered (group member, position)
     scores = torch.matmul(qf, k.to(cd).transpose(-1, -2))  # [*L, Hk, rows, S]
-    k_pre = v_pre = None
+    v_pre = None
     if prefix is not None:
         k_pre, v_pre = prefix
         R, B = L
@@ -169,8 +150,10 @@ def _explicit(q, k, v, spec: AttentionSpec, scale, soft_cap, prefix, scores_hook
     mask = spec.score_mask()
     if mask is not None:
         scores.masked_fill_(~mask, float("-inf"))
-    hooked = is_hooked_any(scores_hook, pattern_hook)
-    scores = _through_hook(scores_hook, scores, q.dtype)
+    hooked = is_hooked(scores_hook) or is_hooked(pattern_hook)
+    scores, edited = watch(scores_hook, scores, q.dtype)
     pattern = pattern_from_scores(scores, fix_empty_rows=hooked or spec.zero_rows is not None)
-    pattern = _through_hook(pattern_hook, pattern, q.dtype)
+    pattern, edited_p = watch(pattern_hook, pattern, q.dtype)
+    if not (needs_explicit or edited or edited_p) and cd != q.dtype:
+        return _sdpa(q, k, v, spec, scale)  # hooks only watched: exactly the unhooked result
     return weighted_values(pattern, v, v_pre, out_dtype=q.dtype)

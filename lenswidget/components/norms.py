@@ -26,12 +26,7 @@ import torch.nn.functional as F
 
 from lenswidget.config import HookedTransformerConfig
 from lenswidget.hooks import HookPoint
-from lenswidget.hooks import hook_or_pass as _h
-
-
-def is_hooked(point: HookPoint) -> bool:
-    """Whether anything (a forward hook or a forward pre-hook) is attached to ``point``."""
-    return bool(point._forward_hooks or point._forward_pre_hooks)
+from lenswidget.components.hooking import is_hooked, watch
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -61,21 +56,17 @@ class _Norm(nn.Module):
         in_dtype = x.dtype
         low = in_dtype in _LOW_PRECISION
         if not hooked and not low:
-            if self.centre:
-                return F.layer_norm(x, (self.length,), w, b, self.eps)
-            return F.rms_norm(x, (self.length,), w, self.eps)
+            return self._fused(x, w, b)
         if low:
             x = x.float()
-        if not hooked:
-            if self.centre:
-                out = F.layer_norm(x, (self.length,), None, None, self.eps)
-            else:
-                out = F.rms_norm(x, (self.length,), None, self.eps)
+        if hooked:
+            xc = x - x.mean(-1, keepdim=True) if self.centre else x
+            scale, edited = watch(self.hook_scale, (xc.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+            out, edited_n = watch(self.hook_normalized, xc / scale)
+            if low and not (edited or edited_n):
+                out = self._fused(x, None, None)  # watching hooks keep the unhooked result exactly
         else:
-            if self.centre:
-                x = x - x.mean(-1, keepdim=True)
-            scale = _h(self.hook_scale, (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-            out = _h(self.hook_normalized, x / scale)
+            out = self._fused(x, None, None)
         if low and self.cfg.norm_weight_in_float32:
             if w is not None:
                 out = out * w.float()
@@ -89,6 +80,11 @@ class _Norm(nn.Module):
         if b is not None:
             out = out + b
         return out
+
+    def _fused(self, x: torch.Tensor, w, b) -> torch.Tensor:
+        if self.centre:
+            return F.layer_norm(x, (self.length,), w, b, self.eps)
+        return F.rms_norm(x, (self.length,), w, self.eps)
 
 
 class LayerNorm(_Norm):

@@ -46,5 +46,7 @@ def family_for(hf_config: Any) -> ModuleType:
     for arch in getattr(hf_config, "architectures", None) or ():
         if arch in _BY_ARCHITECTURE:
             return _BY_ARCHITECTURE[arch]
-    raise UnknownNameError("model_type", model_type, supported_model_types(),
-                           hint="lenswidget has a converter for these HF model families only")
+    supported = supported_model_types()
+    raise UnknownNameError("model_type", model_type, supported,
+                           hint="lenswidget converts these HF model types only: " + ", ".join(supported)
+                           + " (architectures: " + ", ".join(sorted(_BY_ARCHITECTURE)) + ")")
