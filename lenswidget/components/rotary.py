@@ -65,8 +65,8 @@ class RotaryTable:
         self.long_after = 0  # sequence lengths above this use long_inv_freq
         self.amplitude = 1.0
         if longrope:
-            self.inv_freq = inv / torch.tensor(longrope["short_factor"], dtype=torch.float32)
-            self.long_inv_freq = inv / torch.tensor(longrope["long_factor"], dtype=torch.float32)
+            self.inv_freq = inv / torch.tensor(longrope["short_factor"], dtype=torch.float32, device="cpu")
+            self.long_inv_freq = inv / torch.tensor(longrope["long_factor"], dtype=torch.float32, device="cpu")
             self.long_after = int(longrope["original_max_position_embeddings"])
             self.amplitude = float(longrope["attention_factor"])
         self._tables: dict = {}
