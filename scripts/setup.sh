@@ -51,3 +51,8 @@ step "default model: SmolLM2-135M-Instruct float32 cache"
 # (lenswidget/data/corpus.txt) and cached like the model (~2 CPU minutes the first time).
 step "default SAE: SmolLM2 blocks.12.hook_resid_post, TopK d_sae 2048"
 "$VENV/bin/python" -m lenswidget.sae.default --prepare
+
+# The reference for the differential suites (tests/tl_compat, the SAELens comparison):
+# TransformerLens 3.9.0 + SAELens 6.54.12 in their own venv (.tl-bench), built once.
+step "reference venv: TransformerLens 3.9.0 + SAELens 6.54.12"
+bash benchmarks/tl_env.sh
