@@ -2,9 +2,9 @@
 plain forward pass over the same windows (the least any dashboard must compute), its bounded
 state, switching features, and the kernel time of the SAE clicks in the explorer and the patcher.
 
-* dashboard pass: process CPU seconds of ``FeatureDashboard.compute()`` (the model up to the SAE's
-  block with the SAE attached, top-k and histogram bookkeeping) and of ``model(tokens,
-  stop_at_layer=13)`` on the same batches; ratio = pass / forward;
+* dashboard pass: process CPU seconds of ``FeatureDashboard.compute()`` (``feature_activations``:
+  the model up to the SAE's block and the encoder; top-k and histogram bookkeeping) and of
+  ``model(tokens, stop_at_layer=13)`` on the same batches; ratio = pass / forward;
 * state: numbers the pass keeps (``d_sae x (3 k + bins)``), for two corpus sizes (must not grow);
 * clicks: ``_handle_msg`` as the browser sends them (``open_sae``, ``open_feature``,
   ``add_feature_patch``, ``remove_feature_patch``), median and p90 ms.
@@ -72,7 +72,7 @@ def main() -> None:
         w = dash._windows
         c0 = time.process_time()
         for s in range(0, w.n, 16):
-            model(w.tokens[s:s + 16, : int(w.lengths()[s:s + 16].max())], stop_at_layer=stop)
+            model(model.to_tokens(w.texts[s:s + 16], padding_side="right"), stop_at_layer=stop)
         plain.append(time.process_time() - c0)
     switch = []
     for f in range(1, 1 + args.repeats * 2):

@@ -45,12 +45,19 @@ def dash(model, sae):
 
 
 def reference(model, sae, dash):
-    """acts [n_windows, ctx, d_sae] and the valid mask, by plain run_with_cache + sae.encode."""
+    """acts [n_windows, max_len, d_sae] and the counting mask, by a plain run_with_cache + sae.encode
+    of each window on its own (no batching, no padding)."""
     w = dash._windows
+    width = int(w.lengths.max())
+    acts = torch.zeros((w.n, width, sae.cfg.d_sae))
+    valid = torch.zeros((w.n, width), dtype=torch.bool)
     with torch.no_grad():
-        _, cache = model.run_with_cache(w.tokens, names_filter=[HOOK])
-        acts = sae.encode(cache[HOOK])
-    return acts, w.valid
+        for i, text in enumerate(w.texts):
+            _, cache = model.run_with_cache(text, names_filter=[HOOK])
+            a = sae.encode(cache[HOOK])[0]
+            acts[i, : a.shape[0]] = a
+            valid[i, w.first: a.shape[0]] = True
+    return acts, valid
 
 
 def test_top_contexts_and_histogram_match_a_brute_force_pass(model, sae, dash):
@@ -89,11 +96,15 @@ def test_shown_contexts_recompute_the_feature_on_every_token(model, sae, dash):
         assert c["acts"][c["top"]] == pytest.approx(c["value"], rel=1e-4)
         assert max(c["acts"]) == pytest.approx(c["value"], rel=1e-4)
         assert c["tokens"][0] != model.tokenizer.bos_token  # BOS is never shown
-        # the shown tokens are the corpus string's tokens from `start`
-        doc_tokens = model.to_str_tokens(CORPUS[c["doc"]], prepend_bos=False)
-        assert c["tokens"] == doc_tokens[c["start"]: c["start"] + len(c["tokens"])]
+        # the shown tokens are the window's, and the window is a piece of its corpus string
+        text = dash._windows.texts[c["window"]]
+        assert "".join(c["tokens"]) in text and text in CORPUS[c["doc"]]
     payload = dash.contexts[0]
     assert codec.decode(payload["acts"]).tolist() == pytest.approx(ctx[0]["acts"])
+    short = [c for c in ctx if dash._windows.lengths[c["window"]] <= 12 and dash._windows.offset[c["window"]] == 0]
+    for c in short:  # a whole string: `start` counts its tokens
+        doc_tokens = model.to_str_tokens(CORPUS[c["doc"]], prepend_bos=False)
+        assert c["tokens"] == doc_tokens[c["start"]: c["start"] + len(c["tokens"])]
     h = dash.histogram_data
     assert int(h["counts"].sum()) == summary["fired"] == int(dash._scan.hist.fired[3])
     assert summary["frequency"] == pytest.approx(summary["fired"] / summary["total"])
@@ -162,10 +173,14 @@ def test_bad_input_is_refused_with_a_clear_error(model, sae):
 
 
 def test_windows_cut_long_strings_and_keep_bos_out(model, sae):
-    d = feature(model, sae, 0, ["x " * 40], ctx_len=8)
+    text = "the cat sat on the mat " * 8
+    d = feature(model, sae, 0, [text, "hi"], ctx_len=8)
     w = d._windows
-    n = len(model.to_tokens("x " * 40, prepend_bos=False)[0])
-    assert w.n == math.ceil(n / 7)
-    assert bool((w.tokens[:, 0] == model.tokenizer.bos_token_id).all())
-    assert not bool(w.valid[:, 0].any()) and int(w.valid.sum()) == n
-    assert w.offset.tolist() == list(range(0, n, 7))
+    ids = model.to_tokens(text, prepend_bos=False)[0]
+    n = len(ids)
+    assert w.first == 1 and w.doc.tolist() == [0] * math.ceil(n / 7) + [1]
+    assert w.offset.tolist()[:-1] == list(range(0, n, 7))
+    for piece, start in zip(w.texts[:-1], w.offset.tolist()):
+        assert piece == model.tokenizer.decode(ids[start:start + 7].tolist())
+    assert w.texts[-1] == "hi" and int(w.lengths.max()) <= 8 + 2  # BOS + 7 tokens (re-tokenising may add one)
+    assert w.n_tokens == int((w.lengths - 1).sum())

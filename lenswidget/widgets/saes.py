@@ -5,8 +5,8 @@ model with ``HookedSAETransformer.from_pretrained``) and take lenswidget or SAEL
 checked and converted as ``add_sae`` does (``resolve_sae``, ``model._check_sae``), so a
 mismatched SAE is refused before anything runs. Every number
 comes from ``lenswidget.sae``: activations from ``run_with_cache_with_saes`` (error term on,
-so the model's run is unchanged), attributions from :mod:`lenswidget.sae.attribution`,
-patching from :mod:`lenswidget.sae.patching`.
+so the model's run is unchanged) or ``feature_activations`` (the dashboard's corpus pass),
+attributions from :mod:`lenswidget.sae.attribution`, patching from :mod:`lenswidget.sae.patching`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 activation on every one of them.
 
 The scan kept only ``(value, window, position)`` per context; the activations of every
-token are recomputed here with one forward pass over the feature's ``k`` windows (a
-single batch), so memory stays bounded by ``d_sae x k`` however large the corpus is.
+token are recomputed here with one batch over the feature's ``k`` windows
+(``feature_activations`` of that one feature), so memory stays bounded by ``d_sae x k``
+however large the corpus is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .scan import Scan, feature_acts
+from .scan import Scan, padded_acts
 from .windows import shown_range
 
 BEFORE, AFTER = 24, 8  # tokens shown before / after the top token
@@ -23,6 +24,7 @@ BEFORE, AFTER = 24, 8  # tokens shown before / after the top token
 class Context:
     value: float  # the feature's maximum over the window (its top token's activation)
     doc: int  # corpus string
+    window: int  # the window (``Windows.texts[window]``) the tokens are from
     tokens: list[str]  # the shown slice of the window
     acts: torch.Tensor  # [len(tokens)] the feature's activation on each shown token
     top: int  # index of the top token in ``tokens``
@@ -31,7 +33,8 @@ class Context:
     clipped_right: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "doc": self.doc, "tokens": list(self.tokens), "acts": self.acts.tolist(),
+        return {"value": self.value, "doc": self.doc, "window": self.window, "tokens": list(self.tokens),
+                "acts": self.acts.tolist(),
                 "top": self.top, "start": self.start}
 
 
@@ -42,22 +45,13 @@ def contexts(model: Any, sae: Any, scan: Scan, feature: int, before: int = BEFOR
     if not picks:
         return []
     w = scan.windows
-    rows = torch.tensor([win for _, win, _ in picks])
-    lengths = w.lengths()[rows]
-    tokens = w.tokens[rows, : int(lengths.max())]
-    acts = feature_acts(model, sae, tokens)[..., feature]  # [k, len]
-    first = 1 if w.has_bos else 0
+    texts = [w.texts[win] for _, win, _ in picks]
+    acts, _ = padded_acts(model, sae, texts, w.first, features=[feature])  # [k, len, 1]
     out = []
     for i, (value, win, pos) in enumerate(picks):
-        n = int(lengths[i])
-        start, stop = shown_range(n, pos, before, after, first)
-        ids = tokens[i, start:stop]
-        strs = _strings(model, ids)
-        out.append(Context(value, int(w.doc[win]), strs, acts[i, start:stop].clone(), pos - start,
-                           int(w.offset[win]) + start - first, start > first, stop < n))
+        n = int(w.lengths[win])
+        start, stop = shown_range(n, pos, before, after, w.first)
+        strs = [str(s) for s in model.to_str_tokens(texts[i])][start:stop]
+        out.append(Context(value, int(w.doc[win]), int(win), strs, acts[i, start:stop, 0].clone(), pos - start,
+                           int(w.offset[win]) + start - w.first, start > w.first, stop < n))
     return out
-
-
-def _strings(model: Any, ids: torch.Tensor) -> list[str]:
-    tok = model.tokenizer
-    return [str(s) for s in tok.batch_decode([[int(i)] for i in ids.tolist()], clean_up_tokenization_spaces=False)]

@@ -8,7 +8,8 @@ histogram and the tokens its decoder direction promotes and suppresses.
 One pass over the corpus (windows of ``ctx_len`` tokens, ``batch_size`` at a time) gathers
 every feature's statistics at once, bounded (:mod:`.stats`): its ``top_k`` windows and a
 log-binned histogram. Switching the shown feature (``dash.idx = 7`` or the number box)
-needs no new pass, only one small forward over that feature's ``top_k`` windows.
+needs no new pass, only one small batch over that feature's ``top_k`` windows. Activations
+are :func:`lenswidget.sae.feature_activations`' (the model up to the SAE's block).
 
 The pass starts when the view first shows (the browser sends ``compute``) or when Python
 calls :meth:`FeatureDashboard.compute`; progress reaches the browser while it runs (custom
@@ -61,7 +62,7 @@ class FeatureDashboard(LensWidget):
     idx = t.Int(0).tag(sync=True)
 
     def __init__(self, model: Any, sae: Any, idx: int, windows: Windows, *, top_k: int, batch_size: int,
-                 n_effects: int = 10, **kwargs: Any):
+                 ctx_len: int = 64, n_effects: int = 10, **kwargs: Any):
         self._model, self._sae, self._windows = model, sae, windows
         self._batch_size, self._n_effects = batch_size, n_effects
         self._scan: Optional[Scan] = None
@@ -70,7 +71,7 @@ class FeatureDashboard(LensWidget):
         d_sae = int(sae.cfg.d_sae)
         _check_idx(idx, d_sae)
         super().__init__(hook=str(sae.cfg.hook_name), sae_label=sae_label(sae), d_sae=d_sae, n_windows=windows.n,
-                         n_docs=int(windows.doc.max()) + 1, ctx_len=int(windows.tokens.shape[1]), top_k=top_k,
+                         n_docs=int(windows.doc.max()) + 1, ctx_len=ctx_len, top_k=top_k,
                          idx=idx, progress=[0, windows.n], **kwargs)
         self.effects = self._effects_payload(idx)
 
@@ -198,7 +199,7 @@ def feature(model: Any, sae: Any, idx: int = 0, corpus: Sequence[str] | str | No
 
     ``corpus``: a list of strings (or one string); ``None`` uses the small public-domain
     corpus shipped with lenswidget (``lenswidget.sae.load_corpus()``). Strings are cut
-    into windows of ``ctx_len`` tokens (BOS included), at most ``max_windows`` of them,
+    into windows of at most ``ctx_len`` tokens (BOS included), at most ``max_windows`` of them,
     and scanned ``batch_size`` windows at a time; each feature keeps its ``top_k`` windows.
     ``compute=True`` runs the pass before returning (else when the view first shows).
     ``model``: a ``HookedSAETransformer``; ``sae``: a lenswidget or SAELens SAE for one of its hooks.
@@ -218,7 +219,8 @@ def feature(model: Any, sae: Any, idx: int = 0, corpus: Sequence[str] | str | No
 
         corpus = load_corpus()
     windows = build(model, corpus, ctx_len, max_windows)
-    dash = FeatureDashboard(model, sae, idx, windows, top_k=top_k, batch_size=batch_size, n_effects=n_effects,
+    dash = FeatureDashboard(model, sae, idx, windows, top_k=top_k, batch_size=batch_size, ctx_len=ctx_len,
+                            n_effects=n_effects,
                             title=title)
     if compute:
         dash.compute()

@@ -1,10 +1,10 @@
-"""A corpus of strings cut into fixed-length token windows: the contexts the dashboard ranks.
+"""A corpus of strings cut into windows of at most ``ctx_len`` tokens: the contexts the dashboard ranks.
 
-Each string is tokenised on its own (no BOS), cut into pieces of ``ctx_len - 1`` tokens and
-each piece gets the model's BOS back, so every window starts the way a prompt does. Windows
-are right-padded to ``ctx_len``; ``valid`` marks the real, non-BOS positions (BOS carries the
-model's massive activation and is never a feature's "top token"; padding comes after the real
-tokens, so with causal attention it changes nothing before it).
+A string that fits is one window. A longer one is cut into pieces of ``ctx_len - 1`` tokens
+(decoded back to text, so each piece runs as a prompt of its own, BOS first, as
+:func:`lenswidget.sae.feature_activations` runs texts). Position 0 of a window is BOS when
+the model prepends one: it carries SmolLM2's attention-sink activation, the SAE is not
+trained there, and it never counts as a feature's top token.
 """
 
 from __future__ import annotations
@@ -21,59 +21,56 @@ MAX_CORPUS = 100_000  # strings
 
 @dataclass(frozen=True)
 class Windows:
-    tokens: torch.Tensor  # [n, ctx_len] long (padded)
-    valid: torch.Tensor  # [n, ctx_len] bool: real tokens other than BOS
-    doc: torch.Tensor  # [n] long: index of the corpus string
-    offset: torch.Tensor  # [n] long: the window's first (non-BOS) token within its string
-    has_bos: bool
+    texts: list[str]  # one per window
+    doc: torch.Tensor  # [n] long: the corpus string each window comes from
+    offset: torch.Tensor  # [n] long: the window's first token within its string (BOS excluded)
+    lengths: torch.Tensor  # [n] long: tokens of each window as the model runs it (BOS included)
+    first: int  # positions before this one are BOS (not counted)
 
     @property
     def n(self) -> int:
-        return int(self.tokens.shape[0])
+        return len(self.texts)
 
     @property
     def n_tokens(self) -> int:
-        """Positions that count (real tokens, not BOS)."""
-        return int(self.valid.sum())
-
-    def lengths(self) -> torch.Tensor:
-        """[n] the number of real positions of each window (BOS included)."""
-        first = 1 if self.has_bos else 0
-        return self.valid.sum(1) + first
+        """Positions that count (every token but BOS)."""
+        return int((self.lengths - self.first).clamp_min(0).sum())
 
 
 def build(model: Any, corpus: Any, ctx_len: int = 64, max_windows: int | None = None) -> Windows:
     """The windows of ``corpus`` (a string or a list of strings) for ``model``'s tokenizer."""
     texts = check_corpus(corpus)
-    if getattr(model, "tokenizer", None) is None:
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
         raise TokenizationError("the feature dashboard tokenises its corpus: the model needs a tokenizer")
-    if not isinstance(ctx_len, int) or isinstance(ctx_len, bool) or not 2 <= ctx_len <= int(model.cfg.n_ctx):
-        raise OutOfRangeError("ctx_len", ctx_len, 2, int(model.cfg.n_ctx), "tokens per context window")
-    bos = getattr(model.tokenizer, "bos_token_id", None)
-    has_bos = bos is not None and bool(getattr(model.cfg, "default_prepend_bos", True))
-    step = ctx_len - 1 if has_bos else ctx_len
-    pad = getattr(model.tokenizer, "pad_token_id", None)
-    pad = int(pad if pad is not None else (bos if bos is not None else 0))
-    rows, docs, offsets = [], [], []
+    n_ctx = int(model.cfg.n_ctx)
+    if not isinstance(ctx_len, int) or isinstance(ctx_len, bool) or not 2 <= ctx_len <= n_ctx:
+        raise OutOfRangeError("ctx_len", ctx_len, 2, n_ctx, "tokens per context window")
+    first = 1 if getattr(tok, "bos_token_id", None) is not None and bool(model.cfg.default_prepend_bos) else 0
+    step = ctx_len - first
+    out, docs, offsets, lengths = [], [], [], []
     for d, text in enumerate(texts):
         ids = [int(i) for i in model.to_tokens(text, prepend_bos=False)[0].tolist()] if text else []
-        for start in range(0, len(ids), step):
-            rows.append(([int(bos)] if has_bos else []) + ids[start:start + step])
+        pieces = [(text, 0)] if len(ids) <= step else [
+            (tok.decode(ids[s:s + step], clean_up_tokenization_spaces=False), s) for s in range(0, len(ids), step)]
+        for piece, start in pieces:
+            n = int(model.to_tokens(piece).shape[-1]) if piece else first
+            if n <= first:
+                continue  # nothing but BOS
+            if n > n_ctx:
+                raise OutOfRangeError(f"tokens of corpus string {d} from token {start} (re-tokenised)", n, 1, n_ctx,
+                                      "lower ctx_len")
+            out.append(piece)
             docs.append(d)
             offsets.append(start)
-            if max_windows is not None and len(rows) >= max_windows:
+            lengths.append(n)
+            if max_windows is not None and len(out) >= max_windows:
                 break
-        if max_windows is not None and len(rows) >= max_windows:
+        if max_windows is not None and len(out) >= max_windows:
             break
-    if not rows:
+    if not out:
         raise TokenizationError("the corpus has no tokens (every string is empty)")
-    tokens = torch.full((len(rows), ctx_len), pad, dtype=torch.long)
-    valid = torch.zeros((len(rows), ctx_len), dtype=torch.bool)
-    first = 1 if has_bos else 0
-    for i, row in enumerate(rows):
-        tokens[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        valid[i, first : len(row)] = True
-    return Windows(tokens, valid, torch.tensor(docs), torch.tensor(offsets), has_bos)
+    return Windows(out, torch.tensor(docs), torch.tensor(offsets), torch.tensor(lengths), first)
 
 
 def check_corpus(corpus: Any) -> list[str]:
