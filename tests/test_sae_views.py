@@ -253,3 +253,15 @@ def test_new_prompts_keep_the_feature_chips_that_fit(model, saes):
     assert w.runs.n_pos <= last
     assert [c["positions"] for c in w.feature_patches] == [[1]]
     assert len(w.feature_grid["features"]) == 3
+
+
+def test_a_metric_without_gradients_leaves_the_chips_working(model, saes):
+    the = model.to_single_token(" the")
+
+    def top_is_the(logits):  # no gradient: the grid's attribution estimate cannot be computed
+        return (logits[:, -1].argmax(-1) == the).float().mean()
+
+    w = patcher(model, "the cat sat on the mat", "the dog sat on the mat", metric=top_is_the, saes=saes[:1])
+    assert w.feature_grid["features"] == [] and "no feature grid" in w.feature_grid["note"]
+    w.add_feature_patch([0, 1], None, mode="zero")
+    assert len(w.feature_patches) == 1 and w.error == ""

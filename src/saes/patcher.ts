@@ -225,7 +225,10 @@ export class FeatureGridPanel {
     this.legend.update(this.scale);
     this.grid.canvas.dataset.kind = String(g.kind ?? "");
     this.grid.canvas.dataset.features = features.join(",");
-    this.caption.textContent = `${String(g.kind) === "exact" ? "exact" : "attribution estimate of the"} metric after patching each feature's clean activation at one position (top ${rows} features of ${String(g.label ?? "")}); drag cells onto the corrupted grid to patch, onto the ablate target to ablate`;
+    this.caption.textContent =
+      typeof g.note === "string"
+        ? g.note
+        : `${String(g.kind) === "exact" ? "exact" : "attribution estimate of the"} metric after patching each feature's clean activation at one position (top ${rows} features of ${String(g.label ?? "")}); drag cells onto the corrupted grid to patch, onto the ablate target to ablate`;
     const px = `height:${cell}px;line-height:${cell}px`;
     this.rowLabels.replaceChildren(...features.map((f, r) => el("div", { className: "lw-row-label", text: `F${f}`, attrs: { "data-index": String(r), style: px } })));
     this.colLabels.replaceChildren(

@@ -26,6 +26,7 @@ import traitlets as t
 
 from ...errors import InvalidOptionError, UnknownNameError
 from .. import codec
+from ..base import format_error
 from ..messages import MessageRouter
 from ..saes import attached, check_all, label, panels_esm
 from ..validation import Bool, Int, ListOf, Nullable, Schema, Str, choices
@@ -71,7 +72,7 @@ class PatcherFeatures(t.HasTraits):
         saes = [{"hook": h, "label": label(s), "d_sae": int(s.cfg.d_sae)} for h, s in self._fsaes.items()]
         state = {"sae_esm": panels_esm(list(self._fsaes.values())), "saes": saes,
                  "feature_sae": first, "feature_top_k": self._ftop_k, "feature_patches": []}
-        state["feature_grid"] = self._grid_payload(first) if first else {}
+        state["feature_grid"] = self._grid_payload(first, safe=True) if first else {}
         return state
 
     # -- Python API ------------------------------------------------------------------------------
@@ -170,7 +171,7 @@ class PatcherFeatures(t.HasTraits):
     @t.observe("feature_sae")
     def _on_feature_sae(self, change: Any) -> None:
         if change["new"] and getattr(self, "_fsaes", None) and change["old"] != change["new"]:
-            self.feature_grid = self._grid_payload(change["new"])
+            self.feature_grid = self._grid_payload(change["new"], safe=True)
 
     # -- internals -----------------------------------------------------------------------------------
     def _sae(self, sae: Any) -> Any:
@@ -227,8 +228,16 @@ class PatcherFeatures(t.HasTraits):
                                   "exact": None, "shown": "attribution"}
         return self._fgrids[hook]
 
-    def _grid_payload(self, hook: str) -> dict[str, Any]:
-        entry = self._grid(hook)
+    def _grid_payload(self, hook: str, safe: bool = False) -> dict[str, Any]:
+        """The grid's trait; with ``safe``, a grid that cannot be computed (e.g. a metric without
+        gradients) becomes a note and the chips still work."""
+        try:
+            entry = self._grid(hook)
+        except Exception as exc:  # noqa: BLE001
+            if not safe:
+                raise
+            return {"hook": hook, "label": label(self._fsaes[hook]), "features": [], "kind": "",
+                    "note": f"no feature grid: {format_error(exc)}"}
         values = entry["exact"] if entry["shown"] == "exact" and entry["exact"] is not None else \
             entry["estimate"][:, entry["features"]].T
         return {"hook": hook, "label": label(self._fsaes[hook]), "features": list(entry["features"]),
@@ -245,5 +254,5 @@ class PatcherFeatures(t.HasTraits):
         if self._fsaes:
             with self.hold_sync():
                 self._sync_feature_patches()
-                self.feature_grid = self._grid_payload(self.feature_sae)
+                self.feature_grid = self._grid_payload(self.feature_sae, safe=True)
         return dropped
