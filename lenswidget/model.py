@@ -113,6 +113,25 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
         self.ln_final = make_norm(cfg, final=True)
         self.unembed = Unembed(cfg)
 
+    @property
+    def tokenizer(self) -> Any:
+        """The HF tokenizer (None without one). ``from_pretrained`` may leave the tokenizer of a
+        model in lenswidget's cache to be loaded here, on first use."""
+        pending = self.__dict__.pop("_tokenizer_pending", None)
+        if pending is not None:
+            loader, side = pending
+            self.set_tokenizer(loader(), default_padding_side=side)
+        return self.__dict__.get("_tokenizer")
+
+    @tokenizer.setter
+    def tokenizer(self, value: Any) -> None:
+        self.__dict__.pop("_tokenizer_pending", None)
+        self.__dict__["_tokenizer"] = value
+
+    def _defer_tokenizer(self, loader: Any, padding_side: str) -> None:
+        """Load the tokenizer with ``loader()`` when it is first used (padding on ``padding_side``)."""
+        self.__dict__["_tokenizer_pending"] = (loader, padding_side)
+
     def _load_tokenizer_by_name(self, name: str, padding_side: str) -> None:
         try:
             from transformers import AutoTokenizer
@@ -263,8 +282,13 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
             raise ShapeMismatchError(f"tokens must be [batch, pos] or [pos], got shape {tuple(input.shape)}")
         tokens = tokens.to(self._input_device())
         mask = None
-        side = self._resolve_padding_side(padding_side) if self.tokenizer is not None else "right"
-        if self.tokenizer is not None and past_len == 0 and side == "left":
+        pending = self.__dict__.get("_tokenizer_pending")
+        if pending is not None and pending[1] == "right" and padding_side in (None, "right"):
+            tokenizer = None  # token ids padded on the right need no mask: leave it unloaded
+        else:
+            tokenizer = self.tokenizer
+        side = self._resolve_padding_side(padding_side) if tokenizer is not None else "right"
+        if tokenizer is not None and past_len == 0 and side == "left":
             from lenswidget.utils import get_attention_mask
 
             old = self.tokenizer.padding_side

@@ -164,33 +164,45 @@ def test_hub_id_is_read_from_the_local_hf_cache_without_building_an_hf_model(tmp
 
 
 _RELOAD = """
-import sys
+import sys, torch
 import lenswidget
 from lenswidget import HookedTransformer
 assert "transformers" not in sys.modules, "import lenswidget imported transformers"
 m = HookedTransformer.from_pretrained({path!r}, device="cpu")
 print("CONFIG_CLASS_IMPORTED", "transformers.models.llama.configuration_llama" in sys.modules)
 print("TRANSFORMERS", "transformers" in sys.modules)
-print("LOGITS", float(m(__import__("torch").tensor([[1, 2, 3]])).sum()))
+print("LOGITS", float(m(torch.tensor([[5, 6, 7]])).sum()))
+print("AFTER_IDS_FORWARD", "transformers" in sys.modules)
+print("PREPENDS", m.cfg.tokenizer_prepends_bos)
+print("TOKENS", m.to_tokens("The cat sat on the mat").tolist())
+print("TOKENIZER", type(m.tokenizer).__name__, m.tokenizer.padding_side, m.cfg.tokenizer_prepends_bos)
 """
 
 
 def test_reload_from_lenswidget_cache_skips_transformers(tmp_path):
-    """The converted config and processed weights are cached beside a cache-owned model, so a
-    fresh process reloads it without transformers (this model has no tokenizer files)."""
-    make_tiny_hf("llama").save_pretrained(tmp_path / "cache" / "m")
+    """The converted config, the tokenizer's facts and the processed weights are cached beside a
+    cache-owned model, so a fresh process reloads it without transformers: the tokenizer loads
+    when text is first tokenized (a forward on token ids does not need it)."""
+    from tests.models import tiny_tokenizer
+
+    d = tmp_path / "cache" / "m"
+    make_tiny_hf("llama", vocab_size=300).save_pretrained(d)
+    tiny_tokenizer().save_pretrained(d)
     env = {**os.environ, "PYTHONPATH": str(REPO), "LENSWIDGET_CACHE_DIR": str(tmp_path / "cache")}
-    code = _RELOAD.format(path=str(tmp_path / "cache" / "m"))
+    code = _RELOAD.format(path=str(d))
     runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
             for _ in range(2)]
     for r in runs:
         assert r.returncode == 0, r.stderr[-2000:]
     first, second = (dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line) for r in runs)
-    assert first["CONFIG_CLASS_IMPORTED"] == "True"  # the first load converts the config
+    assert first["CONFIG_CLASS_IMPORTED"] == "True" and first["TRANSFORMERS"] == "True"  # converts once
     assert second["CONFIG_CLASS_IMPORTED"] == "False" and second["TRANSFORMERS"] == "False"
-    assert first["LOGITS"] == second["LOGITS"]
-    assert len(list((tmp_path / "cache" / "m").glob("lenswidget-config-*.json"))) == 1
-    assert len(list((tmp_path / "cache" / "m").glob("processed-*.safetensors"))) == 1
+    assert second["AFTER_IDS_FORWARD"] == "False"
+    for k in ("LOGITS", "PREPENDS", "TOKENS", "TOKENIZER"):  # the same model and tokenizer either way
+        assert first[k] == second[k], k
+    assert second["TOKENIZER"].startswith("TokenizersBackend")
+    assert len(list(d.glob("lenswidget-config-*.json"))) == 1
+    assert len(list(d.glob("processed-*.safetensors"))) == 1
 
 
 @pytest.mark.smollm2

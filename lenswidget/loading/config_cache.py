@@ -3,8 +3,10 @@
 Building the HF config object imports the model's transformers config class, which costs more
 than the rest of a reload. For directories lenswidget created (GGUF conversions, e.g. the
 default model), the family converter's config fields are stored beside ``config.json`` as
-``lenswidget-config-<key>.json``; the key covers ``config.json``'s bytes and the converter
-code, so a changed file or a new lenswidget version converts again.
+``lenswidget-config-<key>.json``, with what the model needs to know about the directory's
+tokenizer (whether it prepends BOS, its padding side), so that the tokenizer itself can be loaded
+on first use. The key covers ``config.json``'s bytes and the converter code, so a changed file
+or a new lenswidget version converts again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 logger = logging.getLogger("lenswidget.loading")
 
@@ -45,20 +47,24 @@ def _path(directory: Path) -> Path:
     return Path(directory) / f"lenswidget-config-{_key(directory)}.json"
 
 
-def config_fields(directory: Path, convert: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The converted config fields of ``directory``: cached, else ``convert()`` (then cached)."""
-    path = _path(directory)
+def load(directory: Path) -> dict[str, Any] | None:
+    """The cached entry of ``directory`` (``{"fields": ..., "tokenizer": ...}``), or None."""
     try:
-        return json.loads(path.read_text())["fields"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    fields = convert()
+        entry = json.loads(_path(directory).read_text())
+        return entry if isinstance(entry.get("fields"), dict) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def save(directory: Path, entry: dict[str, Any]) -> None:
+    """Store ``entry`` for ``directory`` (skipped if it does not survive JSON exactly)."""
     try:
-        text = json.dumps({"fields": fields})
-        if json.loads(text)["fields"] != fields:  # e.g. tuples: not exactly representable
-            return fields
+        text = json.dumps(entry)
+        if json.loads(text) != entry:  # e.g. tuples: not exactly representable
+            return
     except (TypeError, ValueError):
-        return fields
+        return
+    path = _path(directory)
     for old in Path(directory).glob("lenswidget-config-*.json"):
         old.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -68,4 +74,3 @@ def config_fields(directory: Path, convert: Callable[[], dict[str, Any]]) -> dic
     except OSError as exc:
         logger.warning("lenswidget: could not cache the converted config in %s (%s)", directory, exc)
         tmp.unlink(missing_ok=True)
-    return fields

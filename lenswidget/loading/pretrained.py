@@ -92,12 +92,14 @@ def build_config(config_cls: type, src_config: Any, fields: dict, *, name: str,
 def _skeleton(cls: type, cfg: Any, **kwargs: Any) -> Any:
     """``cls(cfg)`` with every parameter on the meta device: nothing is allocated, and the
     checkpoint's tensors are assigned as the parameters afterwards."""
-    device = cfg.device
+    device, name = cfg.device, cfg.tokenizer_name
     cfg.device = "meta"
+    if kwargs.get("tokenizer") is None:
+        cfg.tokenizer_name = None  # no tokenizer loaded by name here: from_pretrained sees to it
     try:
         return cls(cfg, **kwargs)
     finally:
-        cfg.device = device
+        cfg.device, cfg.tokenizer_name = device, name
 
 
 def from_pretrained(
@@ -155,21 +157,31 @@ def from_pretrained(
     if config_cls is None:
         from lenswidget.config import HookedTransformerConfig as config_cls
     own_dir = src.directory is not None and processed_cache.is_cache_owned(src.directory)
-    if own_dir and src.config_dict is not None:
-        fields = config_cache.config_fields(src.directory, lambda: family.config_from_hf(src.hf_config))
-        arch_source = src.config_summary()
-    else:
-        fields = family.config_from_hf(src.hf_config)
-        arch_source = src.hf_config
-    cfg = build_config(config_cls, arch_source, fields,
-                       name=src.name, tokenizer=src.tokenizer,
-                       tokenizer_name=src.tokenizer_name if src.tokenizer is not None else None,
+    cacheable = own_dir and src.config_dict is not None
+    entry = config_cache.load(src.directory) if cacheable else None
+    fields = entry["fields"] if entry is not None else family.config_from_hf(src.hf_config)
+    # The tokenizer of a directory in lenswidget's cache whose facts are cached loads on first use
+    # (with transformers): a reload imports no transformers until text is tokenized.
+    facts = (entry or {}).get("tokenizer")
+    defer = src.tokenizer_loader is not None and facts is not None
+    tok = None if defer else src.tokenizer
+    own_side = getattr(tok, "padding_side", None)
+    cfg = build_config(config_cls, src.config_summary() if cacheable else src.hf_config, fields,
+                       name=src.name, tokenizer=tok,
+                       tokenizer_name=src.tokenizer_name if src.has_tokenizer else None,
                        dtype=target_dtype, device=device, first_n_layers=first_n_layers,
                        default_prepend_bos=default_prepend_bos,
                        architecture=type(hf_model).__name__ if hf_model is not None
                        else family.ARCHITECTURES[0])
-    model = _skeleton(cls, cfg, tokenizer=src.tokenizer, move_to_device=move_to_device,
+    if defer:
+        cfg.tokenizer_prepends_bos = facts["prepends_bos"]
+    model = _skeleton(cls, cfg, tokenizer=tok, move_to_device=move_to_device,
                       default_padding_side=default_padding_side)
+    if defer:
+        model._defer_tokenizer(src.tokenizer_loader, default_padding_side or facts.get("padding_side") or "right")
+    elif cacheable and (entry is None or (facts is None and tokenizer is None)):
+        config_cache.save(src.directory, {"fields": fields, "tokenizer": None if tokenizer is not None else
+                                          {"prepends_bos": cfg.tokenizer_prepends_bos, "padding_side": own_side}})
     placed = placement.plan_placement(model, device_map=device_map, n_devices=n_devices,
                                       max_memory=max_memory, dtype=target_dtype, device=device,
                                       offload_folder=offload_folder)

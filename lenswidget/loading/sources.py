@@ -9,6 +9,7 @@ needed: for an HF config object, a tokenizer, or an in-memory model.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -48,10 +49,28 @@ class Source:
     def __init__(self, name: str, hf_config: Any, state_dict: Mapping[str, torch.Tensor],
                  tokenizer: Any | None, tokenizer_name: str | None, owned: bool = False,
                  directory: Path | None = None, config_loader: Callable[[], Any] | None = None,
-                 config_dict: dict | None = None):
-        self.name, self.state_dict, self.tokenizer = name, state_dict, tokenizer
+                 config_dict: dict | None = None, tokenizer_loader: Callable[[], Any] | None = None):
+        self.name, self.state_dict, self._tokenizer = name, state_dict, tokenizer
         self.tokenizer_name, self.owned, self.directory = tokenizer_name, owned, directory
         self._hf_config, self._config_loader, self.config_dict = hf_config, config_loader, config_dict
+        #: loads the tokenizer (directories lenswidget wrote); ``tokenizer`` calls it on first use
+        self.tokenizer_loader = tokenizer_loader
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None and self.tokenizer_loader is not None:
+            self._tokenizer = self.tokenizer_loader()
+            self.tokenizer_loader = None
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value: Any) -> None:
+        self._tokenizer, self.tokenizer_loader = value, None
+
+    @property
+    def has_tokenizer(self) -> bool:
+        """Whether a tokenizer is (or can be) loaded, without loading it."""
+        return self._tokenizer is not None or self.tokenizer_loader is not None
 
     @property
     def hf_config(self) -> Any:
@@ -157,13 +176,18 @@ def _from_directory(directory: Path, name: str, tokenizer: Any | None,
 
         return AutoConfig.from_pretrained(directory, **(config_kwargs or {}))
 
+    loader = None
     if tokenizer is None and any((directory / f).is_file() for f in _TOKENIZER_FILES):
-        own = is_cache_owned(directory)
-        tokenizer = ((_own_tokenizer(directory) if own else None)
-                     or _tokenizer_from(directory, **(config_kwargs or {})))
+        loader = functools.partial(directory_tokenizer, directory, is_cache_owned(directory),
+                                   config_kwargs or {})
     return Source(name, hf_config, sd, tokenizer, str(directory), owned=hf_model is None,
                   directory=directory if hf_model is None else None, config_loader=load_config,
-                  config_dict=raw)
+                  config_dict=raw, tokenizer_loader=loader)
+
+
+def directory_tokenizer(directory: Path, own: bool, kwargs: dict) -> Any | None:
+    """The tokenizer of an HF directory (None, with a warning, if it cannot be loaded)."""
+    return (_own_tokenizer(directory) if own else None) or _tokenizer_from(directory, **kwargs)
 
 
 def hub_offline() -> bool:
