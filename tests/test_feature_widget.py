@@ -22,7 +22,8 @@ from tests.models import tiny_cfg, tiny_model, tiny_tokenizer
 
 HOOK = "blocks.1.hook_resid_post"
 CORPUS = ["the cat sat on the mat and the dog sat on the log " * 3, "hello world", "a b c d e f g h",
-          "one two three four five six seven eight nine ten", "the bird sang in the tree"] * 3
+          "one two three four five six seven eight nine ten", "the bird sang in the tree",
+          "a dog and a cat met a bird", "ten nine eight seven", "the mat, the log and the tree"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def model():
 def sae():
     s = SAE.from_dict({"d_in": 32, "d_sae": 48, "metadata": {"hook_name": HOOK}}, seed=1)
     with torch.no_grad():
-        s.b_enc.fill_(-0.2)  # sparser: some features never fire on the corpus
+        s.b_enc.fill_(-0.2)  # sparser
+        s.b_enc[40:] = -1e3  # and some features never fire on the corpus
     return s
 
 
@@ -174,7 +176,7 @@ def test_bad_input_is_refused_with_a_clear_error(model, sae):
 
 def test_windows_cut_long_strings_and_keep_bos_out(model, sae):
     text = "the cat sat on the mat " * 8
-    d = feature(model, sae, 0, [text, "hi"], ctx_len=8)
+    d = feature(model, sae, 0, [text, "hi", "hi"], ctx_len=8)  # the repeated string is one window
     w = d._windows
     ids = model.to_tokens(text, prepend_bos=False)[0]
     n = len(ids)

@@ -9,8 +9,8 @@
  * selects, Shift extends (the patcher's drag state machine, with this grid as its source);
  * on the focused grid, arrows (Shift extends), Enter patches and `a` ablates the selection.
  *
- * Loaded at run time (src/shared/lazy.ts): `patcher(model, frame)` mounts the panel after
- * the patcher's grids and finds the drop targets by their test ids (src/DOM.md).
+ * Loaded at run time (src/saes/index.ts): `patcher(model, frame)` mounts the panel after the
+ * patcher's activation chips and finds the drop targets by their test ids (src/DOM.md).
  */
 import { makeScale, type ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
@@ -25,7 +25,7 @@ import { visibleToken } from "../shared/tokens";
 import { injectStyleOnce } from "../shared/styles";
 import { ChipList } from "../patcher/chips";
 import type { DragState, Effect, Target } from "../patcher/drag";
-import { outlineRect } from "../patcher/grids";
+import { fillCells, outlineRect } from "../patcher/grids";
 import { gridKey } from "../patcher/keyboard";
 import { PointerDrag } from "../patcher/pointer";
 import { rectKey, type Rect } from "../patcher/rect";
@@ -48,6 +48,13 @@ const obj = (v: unknown): Obj => (v && typeof v === "object" && !Array.isArray(v
 function inside(node: Element, x: number, y: number): boolean {
   const r = node.getBoundingClientRect();
   return x >= r.left && x < r.right && y >= r.top && y < r.bottom;
+}
+
+/** `color` (`#rrggbb` or `rgb(...)`) with opacity `alpha`; anything else is returned as is. */
+function translucent(color: string, alpha: number): string {
+  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color.trim());
+  const rgb = hex ? hex.slice(1).map((h) => parseInt(h, 16)) : /^rgb\((\d+),\s*(\d+),\s*(\d+)\)$/.exec(color.trim())?.slice(1).map(Number);
+  return rgb ? `rgba(${rgb.join(", ")}, ${alpha})` : color;
 }
 
 /** The `add_feature_patch` message for a rectangle of the grid (rows index `features`). */
@@ -241,10 +248,29 @@ export class FeatureGridPanel {
   private paint(): void {
     const { fg, accent } = this.host.colors();
     this.grid.canvas.dataset.selection = rectKey(this.selection);
-    const overlays = this.selection ? [outlineRect(this.selection, fg, 2)] : [];
+    const overlays = [fillCells(this.patchedCells(), translucent(accent, 0.5))];
+    if (this.selection) overlays.push(outlineRect(this.selection, fg, 2));
     const c = this.cursor;
     if (c && document.activeElement === this.grid.canvas) overlays.push(outlineRect({ r0: c.row, c0: c.col, r1: c.row, c1: c.col }, accent, 1));
     this.grid.paint(overlays);
+  }
+
+  /** Grid cells covered by the enabled feature chips of the shown SAE. */
+  patchedCells(): Array<[number, number]> {
+    const rows = new Map(this.features.map((f, r) => [f, r]));
+    const cols = this.grid.geometry.cols;
+    const out: Array<[number, number]> = [];
+    const v = this.model.get("feature_patches");
+    for (const c of Array.isArray(v) ? v.map(obj) : []) {
+      if (c.enabled === false || c.hook !== this.hook || !Array.isArray(c.features)) continue;
+      const pos = Array.isArray(c.positions) ? (c.positions as number[]) : Array.from({ length: cols }, (_, i) => i);
+      for (const f of c.features as number[]) {
+        const r = rows.get(f);
+        if (r !== undefined) for (const p of pos) if (p < cols) out.push([r, p]);
+      }
+    }
+    this.grid.canvas.dataset.patchedCells = String(out.length);
+    return out;
   }
 
   private renderChips(): void {
@@ -253,10 +279,11 @@ export class FeatureGridPanel {
       .filter((c) => Number.isInteger(c.id))
       .map((c) => ({ id: c.id as number, act: "feature", layers: [], positions: null, heads: null, mode: String(c.mode ?? "clean"), enabled: c.enabled !== false, label: String(c.label ?? "") }));
     this.chips.render(chips);
+    this.paint();
   }
 }
 
-/** Mount the panel into a patcher's frame; returns its disposer. */
+/** Mount the panel into a patcher's frame (after the activation chips); returns its disposer. */
 export function patcher(model: WidgetModel, frame: Frame): () => void {
   const find = (id: string) => frame.body.querySelector(`[data-testid="${id}"]`) as HTMLElement;
   const panel = new FeatureGridPanel(model, frame.disposer, {
@@ -268,8 +295,8 @@ export function patcher(model: WidgetModel, frame: Frame): () => void {
     tooltip: (lines, x = 0, y = 0) => (lines ? frame.tooltip.show(lines, x, y) : frame.tooltip.hide()),
     colors: () => ({ fg: frame.theme.foreground, accent: frame.theme.accent }),
   });
-  const grids = frame.body.querySelector(".lw-patch-grids");
-  if (grids) grids.after(panel.node);
+  const chips = find("lw-chips") ?? frame.body.querySelector(".lw-patch-grids");
+  if (chips) chips.after(panel.node);
   else frame.body.append(panel.node);
   return () => panel.node.remove();
 }

@@ -6,7 +6,7 @@
  * (values printed under the tokens) and the tokens its decoder direction promotes and
  * suppresses. Clicks send `open_sae`, `open_feature` and `sae_back`.
  *
- * Loaded at run time (src/shared/lazy.ts): `residual(model, frame)` mounts the panel at the
+ * Loaded at run time (src/saes/index.ts): `residual(model, frame)` mounts the panel at the
  * end of the explorer's attribution view (`.lw-res-main`, hidden with it in the lens view).
  */
 import { activationScale, activationStrip, fillTokenList, injectActivationStyles } from "../shared/activations";

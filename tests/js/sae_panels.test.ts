@@ -236,6 +236,7 @@ describe("patcher: SAE feature grid", () => {
   test("feature chips list the kernel's feature patches; remove / toggle / sweep send messages", () => {
     const { model, host } = patcher({ feature_patches: [{ id: 3, hook: HOOK, features: [7], positions: [2], mode: "clean", enabled: true, label: "F7 @ L1 resid_post · pos 2" }] });
     const chips = byTestId(host, "lw-feature-chips");
+    expect(byTestId(host, "lw-feature-grid").dataset.patchedCells).toBe("1"); // F7 (row 1) at position 2
     expect(allByTestId(chips, "lw-chip-label").map((c) => c.textContent)).toEqual(["F7 @ L1 resid_post · pos 2"]);
     byTestId(chips, "lw-chip-remove").click();
     expect(model.sent.at(-1)).toEqual({ type: "remove_feature_patch", id: 3 });

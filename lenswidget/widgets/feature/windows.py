@@ -4,7 +4,8 @@ A string that fits is one window. A longer one is cut into pieces of ``ctx_len -
 (decoded back to text, so each piece runs as a prompt of its own, BOS first, as
 :func:`lenswidget.sae.feature_activations` runs texts). Position 0 of a window is BOS when
 the model prepends one: it carries SmolLM2's attention-sink activation, the SAE is not
-trained there, and it never counts as a feature's top token.
+trained there, and it never counts as a feature's top token. A window whose text already
+occurred is skipped (it would take a second top-k slot with the same context).
 """
 
 from __future__ import annotations
@@ -48,15 +49,16 @@ def build(model: Any, corpus: Any, ctx_len: int = 64, max_windows: int | None = 
         raise OutOfRangeError("ctx_len", ctx_len, 2, n_ctx, "tokens per context window")
     first = 1 if getattr(tok, "bos_token_id", None) is not None and bool(model.cfg.default_prepend_bos) else 0
     step = ctx_len - first
-    out, docs, offsets, lengths = [], [], [], []
+    out, docs, offsets, lengths, seen = [], [], [], [], set()
     for d, text in enumerate(texts):
         ids = [int(i) for i in model.to_tokens(text, prepend_bos=False)[0].tolist()] if text else []
         pieces = [(text, 0)] if len(ids) <= step else [
             (tok.decode(ids[s:s + step], clean_up_tokenization_spaces=False), s) for s in range(0, len(ids), step)]
         for piece, start in pieces:
             n = int(model.to_tokens(piece).shape[-1]) if piece else first
-            if n <= first:
-                continue  # nothing but BOS
+            if n <= first or piece in seen:
+                continue  # nothing but BOS, or a window seen before (it would fill top-k slots twice)
+            seen.add(piece)
             if n > n_ctx:
                 raise OutOfRangeError(f"tokens of corpus string {d} from token {start} (re-tokenised)", n, 1, n_ctx,
                                       "lower ctx_len")
