@@ -255,3 +255,31 @@ def test_auto_device_map_with_small_cpu_memory_offloads_to_disk(tmp_path):
     # everything fits: an ordinary one-device model, as HF does
     plain = _ht().from_pretrained(str(tmp_path / "m"), device_map="auto")
     assert "_placement" not in plain.__dict__ and plain.cfg.device == "cpu"
+
+
+def test_offload_hook_moves_weights_for_each_forward_and_puts_them_back():
+    """The hook used for CPU/disk units of a GPU map, exercised on the CPU: during a forward the
+    block runs on parameters the hook placed (accelerate's set_module_tensor_to_device), and the
+    block's own tensors are its parameters again afterwards."""
+    from lenswidget.loading.placement import attach_offload_hook
+
+    hf = make_tiny_hf("llama", vocab_size=300)
+    whole = _ht().from_pretrained("tiny", hf_model=hf, device="cpu")
+    hooked = _ht().from_pretrained("tiny", hf_model=hf, device="cpu")
+    before = {k: v.data_ptr() for k, v in hooked.blocks[1].state_dict().items()}
+    attach_offload_hook(hooked.blocks[1], torch.device("cpu"))
+    seen = {}
+
+    def spy(x, hook):
+        seen["param"] = hooked.blocks[1].attn.W_Q  # the parameter during the forward
+        return x
+
+    toks = _tokens(6)
+    with torch.no_grad():
+        out = hooked.run_with_hooks(toks, fwd_hooks=[("blocks.1.hook_resid_mid", spy)])
+        same(out, whole(toks))
+        _, cache = hooked.run_with_cache(toks)
+        _, ref = whole.run_with_cache(toks)
+    assert all(torch.equal(cache[k], ref[k]) for k in ref.keys() if "attn_scores" not in k)
+    assert isinstance(seen["param"], torch.nn.Parameter)
+    assert {k: v.data_ptr() for k, v in hooked.blocks[1].state_dict().items()} == before

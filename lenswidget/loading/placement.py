@@ -316,35 +316,32 @@ def map_offloaded(placement: Placement, name: str, info: dict) -> torch.Tensor:
     return t.permute(inverse_order(info.get("order", list(range(t.dim())))))
 
 
+def attach_offload_hook(module: torch.nn.Module, execution_device: Any) -> None:
+    """accelerate's ``AlignDevicesHook`` on ``module``: for each forward its weights are moved to
+    ``execution_device`` (with its inputs), and its own CPU (or memory-mapped) weights are put back
+    afterwards, so code that reads a weight directly between forwards still finds it."""
+    from accelerate.hooks import AlignDevicesHook, add_hook_to_module
+    from accelerate.utils import set_module_tensor_to_device
+
+    class KeepWeightsHook(AlignDevicesHook):
+        def init_hook(self, module):
+            return module
+
+        def post_forward(self, module, output):
+            for name, value in self.weights_map.items():
+                set_module_tensor_to_device(module, name, value.device, value=value)
+            return output
+
+    weights = {k: v.detach() for k, v in module.state_dict(keep_vars=True).items()}
+    add_hook_to_module(module, KeepWeightsHook(execution_device=execution_device, offload=True, io_same_device=False,
+                                               weights_map=weights, place_submodules=True))
+
+
 def dispatch(model: torch.nn.Module, placement: Placement) -> None:
-    """Attach accelerate's hooks to offloaded units; record the placement on the model.
-
-    Between forwards an offloaded unit keeps its CPU (or memory-mapped) weights, so code that
-    reads a weight directly still finds it.
-    """
-    offloaded = [u for u in placement.devices if placement.offloaded(u)]
-    if offloaded:
-        from accelerate.hooks import AlignDevicesHook, add_hook_to_module
-        from accelerate.utils import set_module_tensor_to_device
-
-        class KeepWeightsHook(AlignDevicesHook):
-            """accelerate's offload hook, restoring the CPU weights after each forward
-            (instead of leaving meta tensors)."""
-
-            def init_hook(self, module):
-                return module
-
-            def post_forward(self, module, output):
-                for name, value in self.weights_map.items():
-                    set_module_tensor_to_device(module, name, "cpu", value=value)
-                return output
-
-        for unit in offloaded:
-            module = model.get_submodule(unit)
-            weights = {k: v.detach() for k, v in module.state_dict(keep_vars=True).items()}
-            hook = KeepWeightsHook(execution_device=placement.execution(unit), offload=True,
-                                   io_same_device=False, weights_map=weights, place_submodules=True)
-            add_hook_to_module(module, hook)
+    """Attach the offload hooks of offloaded units; record the placement on the model."""
+    for unit in placement.devices:
+        if placement.offloaded(unit):
+            attach_offload_hook(model.get_submodule(unit), placement.execution(unit))
     model._placement = placement
     model.hf_device_map = dict(placement.devices)
 
@@ -356,5 +353,5 @@ def read_weight(model: torch.nn.Module, unit: str, get: Any) -> torch.Tensor:
     return t if t is None or t.device == main else t.to(main)
 
 
-__all__ = ["Placement", "STRATEGIES", "check_available", "dispatch", "map_offloaded", "model_units",
+__all__ = ["Placement", "STRATEGIES", "attach_offload_hook", "check_available", "dispatch", "map_offloaded", "model_units",
            "offload_to_disk", "plan_placement", "read_weight", "unit_of"]
