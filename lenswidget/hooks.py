@@ -130,15 +130,22 @@ class HookPoint(nn.Module):
 
         lens_handle = LensHandle(None, is_permanent, level)  # type: ignore[arg-type]
 
+        def on_grad(grad):
+            if lens_handle.active:
+                return hook(grad, hook=self)
+            return None
+
         def bwd_wrapper(module, module_input, module_output):
             if isinstance(module_output, torch.Tensor) and module_output.requires_grad:
-
-                def on_grad(grad):
-                    if lens_handle.active:
-                        return hook(grad, hook=self)
-                    return None
-
-                module_output.register_hook(on_grad)
+                # A fresh view per hook point (shared by its backward hooks): gradient hooks then
+                # fire in reverse forward order, as with TransformerLens's module backward
+                # hooks, even when two hook points see the same tensor (resid_post/resid_pre).
+                out = module_output
+                if getattr(out, "_lw_grad_point", None) is not self:
+                    out = module_output.view_as(module_output)
+                    out._lw_grad_point = self
+                out.register_hook(on_grad)
+                return out
             return None
 
         lens_handle.hook = self.register_forward_hook(bwd_wrapper)

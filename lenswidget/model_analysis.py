@@ -140,3 +140,9 @@ class AnalysisMixin:
     def all_head_labels(self) -> List[str]:
         """``['L0H0', 'L0H1', ...]`` for every head, layer-major."""
         return [f"L{l}H{h}" for l in range(self.cfg.n_layers) for h in range(self.cfg.n_heads)]
+
+    @property
+    def n_params_total(self) -> int:
+        """Every parameter, embeddings, biases and norm weights included (``cfg.n_params`` counts
+        only the attention and MLP weight matrices)."""
+        return sum(p.numel() for p in self.parameters())

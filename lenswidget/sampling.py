@@ -20,14 +20,24 @@ def sample_logits(
     top_p: Optional[float] = None,
     temperature: float = 1.0,
     freq_penalty: float = 0.0,
+    repetition_penalty: float = 1.0,
     tokens: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     """Next token ids [batch] from ``final_logits`` [batch, d_vocab].
 
     ``temperature == 0`` is greedy. ``freq_penalty`` subtracts ``freq_penalty * count`` of each
-    token already in ``tokens`` [batch, pos].
+    token already in ``tokens`` [batch, pos]. ``repetition_penalty`` (HF style, applied first,
+    also when greedy) divides the positive logits of tokens already in ``tokens`` by it and
+    multiplies their negative logits by it.
     """
+    if repetition_penalty <= 0:
+        raise InvalidOptionError("repetition_penalty", repetition_penalty, ["a number > 0"])
+    if repetition_penalty != 1.0 and tokens is not None:
+        seen = torch.zeros_like(final_logits, dtype=torch.bool)
+        seen.scatter_(1, tokens.to(final_logits.device), True)
+        penalised = torch.where(final_logits > 0, final_logits / repetition_penalty, final_logits * repetition_penalty)
+        final_logits = torch.where(seen, penalised, final_logits)
     if temperature < 0:
         raise InvalidOptionError("temperature", temperature, ["a number >= 0"])
     if top_p is not None and not 0.0 < top_p <= 1.0:

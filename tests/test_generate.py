@@ -214,3 +214,39 @@ def test_sample_logits_filters():
     assert draws == {3}
     with pytest.raises(InvalidOptionError, match="top_p"):
         sample_logits(logits, top_p=1.5)
+
+
+def test_generate_stream_chunks_make_up_generate(models):
+    model = models["llama"]
+    full = model.generate(TOKENS, max_new_tokens=7, do_sample=False, stop_at_eos=False, verbose=False)
+    chunks = list(model.generate_stream(TOKENS, max_new_tokens=7, max_tokens_per_yield=3, do_sample=False,
+                                        stop_at_eos=False, verbose=False))
+    # the first chunk is the prompt plus the first tokens (TL counts the prompt towards the first yield)
+    assert [c.shape[1] for c in chunks] == [TOKENS.shape[1] + 1, 3, 3]
+    assert torch.equal(torch.cat(chunks, 1), full)
+    with pytest.raises(InvalidOptionError, match="max_tokens_per_yield"):
+        next(model.generate_stream(TOKENS, max_tokens_per_yield=0))
+
+
+def test_generate_output_logits(models):
+    model = models["gpt2"]
+    out = model.generate(TOKENS, max_new_tokens=3, do_sample=False, stop_at_eos=False, verbose=False,
+                         output_logits=True)
+    assert torch.equal(out.sequences, model.generate(TOKENS, max_new_tokens=3, do_sample=False, stop_at_eos=False,
+                                                     verbose=False))
+    assert len(out.logits) == 3
+    assert torch.allclose(out.logits[0], model(TOKENS)[:, -1], atol=1e-5)
+    with pytest.warns(UserWarning, match="num_beams"):
+        model.generate(TOKENS, max_new_tokens=1, verbose=False, num_beams=2)
+
+
+def test_repetition_penalty_scales_seen_logits():
+    logits = torch.tensor([[2.0, -1.0, 1.5, 0.5]])
+    seen = torch.tensor([[0, 1]])
+    assert sample_logits(logits, temperature=0.0, repetition_penalty=4.0, tokens=seen).item() == 2  # 2/4 < 1.5
+    assert sample_logits(logits, temperature=0.0, repetition_penalty=1.0, tokens=seen).item() == 0
+
+
+def test_n_params_total(models):
+    model = models["gemma2"]
+    assert model.n_params_total == sum(p.numel() for p in model.parameters()) > model.cfg.n_params
