@@ -37,8 +37,17 @@ def case(*families: str, processed=(True, False)):
     return register
 
 
+# SmolLM2 with raw weights: the cases where weight processing changes the numbers (the rest
+# are compared on processed weights only, to keep the suite fast)
+SMOLLM2_RAW = {"config_and_weights", "run_with_cache_everything", "forward_return_types", "accumulated_resid",
+               "apply_ln_to_stack", "decompose_resid", "logit_attrs", "full_resid_decomposition"}
+
+
 def selected(family: str, processed: bool) -> list[str]:
-    return [n for n, (_, fams, procs) in CASES.items() if family in fams and processed in procs]
+    names = [n for n, (_, fams, procs) in CASES.items() if family in fams and processed in procs]
+    if family == "smollm2" and not processed:
+        names = [n for n in names if n in SMOLLM2_RAW]
+    return names
 
 
 def big(ctx) -> bool:
@@ -158,7 +167,12 @@ def hooks_edit_and_clean_up(ctx):
         return x * 0.5
 
     out = {"zero_head": m.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_z", zero_head)])}
-    out["predicate"] = m.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_resid_mid"), scale_resid)])
+    # (halving every resid_mid of SmolLM2 is ill-conditioned: float32 and float64 differ by 1%;
+    # the last block's sublayers are not)
+    last = f"blocks.{m.cfg.n_layers - 1}."
+    out["predicate"] = m.run_with_hooks(
+        tokens, fwd_hooks=[(lambda n: n.startswith(last) and n.endswith(("hook_resid_mid", "hook_mlp_out")),
+                            scale_resid)])
     seen = []
     with m.hooks(fwd_hooks=[("blocks.1.hook_resid_pre", lambda x, hook: seen.append(hook.name))]):
         m(tokens)
@@ -247,17 +261,20 @@ def generate_greedy(ctx):
     m = ctx.model
     tokens = m.to_tokens(PROMPT)
     n = 4 if big(ctx) else 6
-    return {
+    out = {
         "text": m.generate(PROMPT, max_new_tokens=n, do_sample=False, verbose=False),
         "kv": m.generate(tokens, max_new_tokens=n, do_sample=False, use_past_kv_cache=True, verbose=False),
         "no_kv": m.generate(tokens, max_new_tokens=n, do_sample=False, use_past_kv_cache=False, verbose=False),
-        "tokens": m.generate(PROMPT, max_new_tokens=n, do_sample=False, return_type="tokens", verbose=False),
-        "no_stop": m.generate(tokens, max_new_tokens=n, do_sample=False, stop_at_eos=False, verbose=False),
-        "stream": list(m.generate_stream(tokens, max_new_tokens=n, max_tokens_per_yield=2, do_sample=False,
-                                         verbose=False)),
-        "output_logits": _generate_output(m.generate(tokens, max_new_tokens=3, do_sample=False, verbose=False,
-                                                     output_logits=True)),
     }
+    if big(ctx):
+        return out
+    out["tokens"] = m.generate(PROMPT, max_new_tokens=n, do_sample=False, return_type="tokens", verbose=False)
+    out["no_stop"] = m.generate(tokens, max_new_tokens=n, do_sample=False, stop_at_eos=False, verbose=False)
+    out["stream"] = list(m.generate_stream(tokens, max_new_tokens=n, max_tokens_per_yield=2, do_sample=False,
+                                           verbose=False))
+    out["output_logits"] = _generate_output(m.generate(tokens, max_new_tokens=3, do_sample=False, verbose=False,
+                                                       output_logits=True))
+    return out
 
 
 def _generate_output(out):
@@ -494,8 +511,8 @@ def patching_sweeps_smollm2(ctx):
     def metric(logits):
         return (logits[:, -1, a] - logits[:, -1, b]).mean()
 
-    return {"resid_pre": ctx.patching.get_act_patch_resid_pre(m, corrupt, clean_cache, metric),
-            "attn_head_out_all_pos": ctx.patching.get_act_patch_attn_head_out_all_pos(m, corrupt, clean_cache, metric)}
+    # one sweep (30 layers x 6 positions): TL runs one forward per cell (the tiny models cover the rest)
+    return {"resid_pre": ctx.patching.get_act_patch_resid_pre(m, corrupt, clean_cache, metric)}
 
 
 @case("gpt2", "llama", processed=(True,))

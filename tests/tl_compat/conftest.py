@@ -83,7 +83,7 @@ def _smollm2_dir(path: Path, source: Path) -> str:
 def _fingerprint(dirs: dict) -> str:
     """Hash of the case code, the weights and tokenizers, and the TL/torch versions."""
     h = hashlib.sha256()
-    for name in ("cases.py", "runner.py", "tl_worker.py"):
+    for name in ("cases.py", "runner.py", "tl_worker.py", "signatures.py"):
         h.update((HERE / name).read_bytes())
     for family in sorted(dirs):
         d = Path(dirs[family])

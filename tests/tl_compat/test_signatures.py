@@ -9,12 +9,7 @@ except for the differences below, which docs/compat.md lists with their reasons.
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import pytest
-
-from tests.tl_compat.conftest import HERE, _cache_root
 
 # Members TL 3.9 has and lenswidget does not provide (docs/compat.md, "Not provided").
 NOT_PROVIDED = {
@@ -34,24 +29,11 @@ PARAM_DIFFERENCES = {
 }
 
 
-def _tl_signatures() -> dict:
-    from tests.tl_venv import run_in_tl_venv, tl_python
-
-    tl_python()
-    key = hashlib.sha256((HERE / "signatures.py").read_bytes() + b"3.9.0").hexdigest()[:16]
-    path = _cache_root() / f"tl-signatures-{key}.json"
-    if not path.exists():
-        proc = run_in_tl_venv([str(HERE / "signatures.py"), "transformer_lens"], timeout=600)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(proc.stdout)
-    return json.loads(path.read_text())
-
-
 @pytest.fixture(scope="module")
-def both():
+def both(tl_results):
     from tests.tl_compat.signatures import dump
 
-    return _tl_signatures(), dump("lenswidget")
+    return tl_results["__signatures__"], dump("lenswidget")
 
 
 def _expected_missing(name: str) -> bool:

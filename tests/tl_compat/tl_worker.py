@@ -2,7 +2,7 @@
 
 ``python tests/tl_compat/tl_worker.py JOB_DIR``: reads ``job.json`` ({"models": {family: dir},
 "out": path}) and writes ``{f"{family}/{'processed' if p else 'unprocessed'}": {case: result}}``
-with ``torch.save``.
+plus ``"__signatures__"`` (signatures.py's dump of TL's API) with ``torch.save``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def main(job_dir: str) -> None:
             key = f"{family}/{'processed' if processed else 'unprocessed'}"
             results[key] = run_cases("transformer_lens", family, model_dir, processed)
             print(key, f"{results[key]['__seconds__']:.1f}s", flush=True)
+    from tests.tl_compat.signatures import dump
+
+    results["__signatures__"] = dump("transformer_lens")  # one TL start-up for both test files
     torch.save(results, job["out"])
 
 
