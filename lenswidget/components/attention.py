@@ -140,6 +140,25 @@ class Attention(nn.Module):
             v = v.repeat_interleave(groups, dim=-2)
         return _h(self.hook_q, q), _h(self.hook_k, k), _h(self.hook_v, v)
 
+    def fused_qkv_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight [(n_heads + 2 n_kv) d_head, d_model], bias) of q, k and v stacked: one GEMM
+        for callers that project one input many times (the patching engine keeps it per sweep)."""
+        W_K, b_K, W_V, b_V = self._kv_weights()
+        dm = self.cfg.d_model
+        w = torch.cat([W.transpose(1, 2).reshape(-1, dm) for W in (self.W_Q, W_K, W_V)], 0).detach()
+        b = torch.cat([self.b_Q.reshape(-1), b_K.reshape(-1), b_V.reshape(-1)], 0).detach()
+        return w, b
+
+    def project_fused(self, x: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor]):
+        """:meth:`project` of one shared input x [..., pos, d_model] with :meth:`fused_qkv_weight`'s GEMM."""
+        cfg = self.cfg
+        n, kv, dh = cfg.n_heads, self._kv_weights()[0].shape[0], cfg.d_head
+        q, k, v = F.linear(x, *fused).split([n * dh, kv * dh, kv * dh], dim=-1)
+        q, k, v = q.unflatten(-1, (n, dh)), k.unflatten(-1, (kv, dh)), v.unflatten(-1, (kv, dh))
+        if kv != n and cfg.ungroup_grouped_query_attention:
+            k, v = k.repeat_interleave(n // kv, dim=-2), v.repeat_interleave(n // kv, dim=-2)
+        return _h(self.hook_q, q), _h(self.hook_k, k), _h(self.hook_v, v)
+
     def _qk_norm(self, norm: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:
         if norm is None:
             return x

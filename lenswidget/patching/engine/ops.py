@@ -60,13 +60,14 @@ class LayerOps:
         self.scale = float(block.attn.attn_scale)
         self.soft_cap = float(cfg.attn_scores_soft_cap)
         self.qk_norm_across_heads = bool(cfg.use_qk_norm and cfg.qk_norm_scope == "full")
+        self.fused = block.attn.fused_qkv_weight()  # one GEMM for q, k, v, for this sweep
 
     def attn_in(self, x: torch.Tensor) -> torch.Tensor:
         return self.block.attn_input_norm(x)
 
     def qkv(self, x_normed: torch.Tensor):
         """q [..., pos, n_heads, d_head] and k after qk-norm (before rotary); v [..., pos, hook_kv, d_head]."""
-        q, k, v = self.attn.project(x_normed, per_head=False)
+        q, k, v = self.attn.project_fused(x_normed, self.fused)
         return self.attn.norm_q(q), self.attn.norm_k(k), v
 
     def norm_q(self, q: torch.Tensor) -> torch.Tensor:
