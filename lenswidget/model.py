@@ -533,7 +533,8 @@ class HookedTransformer(AnalysisMixin, TokenizationMixin, GenerationMixin, Weigh
 
         Arguments follow TransformerLens 3.9 (same order and defaults). ``torch_dtype`` in the
         keyword arguments overrides ``dtype``; ``n_ctx`` shortens (or, with rotary positions,
-        changes) the context length; checkpoints and ``n_devices > 1`` are refused with an error.
+        changes) the context length; ``n_devices`` and ``device_map`` place the model over several
+        devices (:mod:`lenswidget.loading.placement`); checkpoints are refused with an error.
         """
         from lenswidget.loading import from_pretrained as _impl
 
