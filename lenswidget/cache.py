@@ -229,9 +229,10 @@ class ActivationCache(ComponentStacks):
         if getattr(self.model.cfg, "normalization_type", None) not in _NORM_TYPES:
             return stack
         ln = self.model.ln_final
-        ref = next(iter(ln.parameters()), self.model.embed.W_E)
-        out = ln(stack.to(ref.device))
-        return out.to(stack.device)
+        ref = next(iter(ln.parameters()), None)  # a folded norm has no weights: any device will do
+        if ref is None or ref.device == stack.device:
+            return ln(stack)
+        return ln(stack.to(ref.device)).to(stack.device)
 
     def _finish_stack(self, stack, labels, layer, mlp_input, pos_slice, apply_ln, return_labels):
         """The end of every decomposition: scale the (freshly built) stack in place when ``apply_ln``,
