@@ -22,9 +22,8 @@ BF16 = torch.bfloat16
 TOKENS = torch.randint(0, 211, (2, 32), generator=torch.Generator().manual_seed(11))
 
 
-def _hf_bf16(hf):
-    """HF's bf16 model with its default (SDPA) attention where the architecture allows it."""
-    hf16 = hf.to(BF16)
+def _hf_sdpa(hf16):
+    """HF's model with its default (SDPA) attention where the architecture allows it."""
     try:
         hf16.set_attn_implementation("sdpa")
     except (ValueError, ImportError):  # e.g. soft-capped Gemma 2: eager only
@@ -38,7 +37,7 @@ def _checkpoint(name: str):
     hf = make_tiny_hf(name).to(BF16).to(torch.float32)  # weights exactly representable in bf16
     with torch.no_grad():
         ref = hf(TOKENS).logits.double().log_softmax(-1)
-        hf16 = _hf_bf16(hf)
+        hf16 = _hf_sdpa(hf.to(BF16))
         out16 = hf16(TOKENS).logits.double().log_softmax(-1)
     return ref, out16, hf16
 
@@ -174,3 +173,33 @@ def test_every_widget_on_a_bf16_model(tiny_bf16):
                                                        lambda lg: lg[:, -1, 5].mean(), verbose=False)
     h = head_heatmap(grid)
     assert h is not None
+
+
+def test_gemma_one_plus_w_is_computed_in_float32():
+    """A bf16 Gemma checkpoint loaded in float32: ``1 + w`` exactly, not rounded to bf16 first."""
+    from lenswidget import HookedTransformer
+
+    hf16 = make_tiny_hf("gemma3").to(BF16)
+    model = HookedTransformer.from_pretrained_no_processing("tiny", hf_model=hf16, dtype=torch.float32, device="cpu")
+    layer = hf16.model.layers[0]
+    for ours, theirs in ((model.blocks[0].ln1_post.w, layer.post_attention_layernorm.weight),
+                         (model.blocks[0].attn.q_norm.w, layer.self_attn.q_norm.weight)):
+        exact = theirs.float() + 1.0
+        assert torch.equal(ours, exact)
+        assert not torch.equal(exact, (theirs + 1.0).float())  # bf16 arithmetic would have rounded
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma2", "qwen3"])
+def test_float16_error_and_watching_hooks(name):
+    from lenswidget import HookedTransformer
+
+    hf = make_tiny_hf(name).to(torch.float16).to(torch.float32)
+    with torch.no_grad():
+        ref = hf(TOKENS).logits.double().log_softmax(-1)
+        hf16 = _hf_sdpa(hf.to(torch.float16))
+        hf_err = (hf16(TOKENS).logits.double().log_softmax(-1) - ref).abs().mean().item()
+        model = HookedTransformer.from_pretrained("tiny", hf_model=hf16, dtype=torch.float16, device="cpu")
+        plain = model(TOKENS)
+        cached, _ = model.run_with_cache(TOKENS)
+    assert torch.equal(plain, cached)
+    assert (plain.double().log_softmax(-1) - ref).abs().mean().item() <= 1.5 * hf_err

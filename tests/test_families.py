@@ -1,9 +1,12 @@
 """Every supported family against HuggingFace transformers on small random-weight models.
 
 Each family's tiny HF model (2 layers, d_model 64, 4 heads, 2 KV heads where the family has
-GQA, random biases and norm weights, short sliding windows) is loaded through ``hf_model=``:
-raw logits must equal HF's, processed log-probs must equal HF's, with left/right padding too,
-and stop_at_layer / start_at_layer must compose to the full forward.
+GQA, random biases and norm weights, short sliding windows; Qwen3/OLMo 2/Gemma 3 qk-norms,
+Gemma 3 local/global rope bases with linear scaling, Phi-3 fused weights and LongRoPE, GPT-J
+adjacent-pair partial rotary) is loaded through ``hf_model=``: raw logits must equal HF's,
+processed log-probs must equal HF's, with left/right padding too, stop_at_layer /
+start_at_layer must compose to the full forward, and (new families) the fast patching engine
+must equal the hook-based path. Long inputs: tests/test_families_long.py; bf16: test_bf16.py.
 """
 
 from __future__ import annotations
