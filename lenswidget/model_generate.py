@@ -159,6 +159,7 @@ class GenerationMixin:
         )
         finished = torch.zeros(batch, dtype=torch.bool, device=tokens.device)
         cur = prompt_len
+        switch = self._rope_switch_length()
         steps = range(max_new_tokens)
         if verbose:
             from tqdm.auto import tqdm
@@ -168,6 +169,14 @@ class GenerationMixin:
             if cache is not None:
                 if step == 0:
                     logits = self.forward(tokens, attention_mask=prompt_mask, past_kv_cache=cache)
+                elif cur - 1 == switch:
+                    # LongRoPE: the sequence outgrows the short factors; the cached keys were rotated
+                    # with them, so recompute every position with the long ones (as transformers does)
+                    cache = HookedTransformerKeyValueCache.init_cache(
+                        self.cfg, tokens.device, batch, prompt_len + max_new_tokens, dtype=self.embed.W_E.dtype)
+                    full = torch.cat([prompt_mask, torch.ones(batch, cur - prompt_len, dtype=torch.long,
+                                                              device=tokens.device)], 1)
+                    logits = self.forward(out[:, :cur], attention_mask=full, past_kv_cache=cache)
                 else:
                     logits = self.forward(out[:, cur - 1 : cur], past_kv_cache=cache)
             else:
@@ -186,6 +195,14 @@ class GenerationMixin:
             yield nxt, final
             if eos_ids is not None and bool(finished.all()):
                 break
+
+    def _rope_switch_length(self) -> Optional[int]:
+        """The length beyond which LongRoPE switches to its long factors (None without LongRoPE)."""
+        for block in self.blocks:
+            rotary = block.attn.rotary
+            if rotary is not None and rotary.long_inv_freq is not None:
+                return rotary.long_after
+        return None
 
     def _eos_ids(self, eos_token_id: Any) -> torch.Tensor:
         if eos_token_id is None:

@@ -118,3 +118,16 @@ def test_unsupported_architecture_names_the_supported_ones():
     assert "falcon" in msg
     for name in ("qwen3", "olmo2", "gemma3_text", "phi3", "gptj", "llama"):
         assert name in msg
+
+
+@pytest.mark.parametrize("family", ["qwen3", "olmo2", "gemma3", "phi3", "gptj"])
+def test_greedy_generate_equals_hf(family):
+    """KV-cached generation: qk-norm, per-layer rope, windows and (Phi-3) LongRoPE switching from
+    short to long factors mid-generation (its original context is 8 positions), as HF does."""
+    hf = make_tiny_hf(family)
+    model = _load(hf)
+    prompt = torch.randint(0, 211, (1, 5), generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        ours = model.generate(prompt, max_new_tokens=8, do_sample=False, stop_at_eos=False, verbose=False)
+        theirs = hf.generate(prompt, max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0)
+    assert ours.tolist() == theirs.tolist()

@@ -112,8 +112,15 @@ def attend(
 
 
 def _sdpa(q, k, v, spec: AttentionSpec, scale: float) -> torch.Tensor:
-    G = q.shape[-3] // k.shape[-3]
+    lead = q.shape[:-3]
     mask = spec.sdpa_mask
+    if len(lead) > 1 and k.shape[:-3] == lead and (mask is None or mask.shape[0] == 1) and (
+            spec.zero_rows is None or spec.zero_rows.shape[0] == 1):
+        # fused GPU kernels take [batch, heads, pos, d_head]: fold the extra leading dims into batch
+        z = _sdpa(q.reshape(-1, *q.shape[-3:]), k.reshape(-1, *k.shape[-3:]), v.reshape(-1, *v.shape[-3:]),
+                  spec, scale)
+        return z.view(*lead, *z.shape[-3:])
+    G = q.shape[-3] // k.shape[-3]
     extra = {}
     if G > 1:
         if SDPA_HAS_GQA and mask is None:
