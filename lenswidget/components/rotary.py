@@ -115,16 +115,17 @@ class RotaryTable:
         if have is not None and have[0].shape[0] >= length:
             return have
         n = max(length, 256 if have is None else 2 * have[0].shape[0])
-        pos = torch.arange(n, dtype=torch.float32, device="cpu")
-        freqs = torch.outer(pos, self.long_inv_freq if long else self.inv_freq)
-        if self.adjacent_pairs:
-            emb = freqs.repeat_interleave(2, dim=-1)
-        else:
-            emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos(), emb.sin()
-        if self.amplitude != 1.0:
-            cos, sin = cos * self.amplitude, sin * self.amplitude
-        table = (cos.to(device=device, dtype=dtype), sin.to(device=device, dtype=dtype))
+        with torch.inference_mode(False), torch.no_grad():  # ordinary tensors, usable under autograd later
+            pos = torch.arange(n, dtype=torch.float32, device="cpu")
+            freqs = torch.outer(pos, self.long_inv_freq if long else self.inv_freq)
+            if self.adjacent_pairs:
+                emb = freqs.repeat_interleave(2, dim=-1)
+            else:
+                emb = torch.cat((freqs, freqs), dim=-1)
+            cos, sin = emb.cos(), emb.sin()
+            if self.amplitude != 1.0:
+                cos, sin = cos * self.amplitude, sin * self.amplitude
+            table = (cos.to(device=device, dtype=dtype), sin.to(device=device, dtype=dtype))
         self._tables[key] = table
         return table
 
@@ -139,8 +140,9 @@ class RotaryTable:
         position + 1). The last result is memoised, since every layer asks for the same
         positions in one forward pass.
         """
+        mode = torch.is_inference_mode_enabled()  # slices taken in inference mode stay there
         if positions is None:
-            key = (offset, length, device, dtype, seq_len)
+            key = (offset, length, device, dtype, seq_len, mode)
             memo = self._memo
             if memo is not None and memo[0] == key:
                 return memo[1]
@@ -149,7 +151,7 @@ class RotaryTable:
             self._memo = (key, out)
             return out
         # memoised on the positions tensor itself, so it is freed with it
-        key = (id(self), device, dtype, seq_len)
+        key = (id(self), device, dtype, seq_len, mode)
         memo = getattr(positions, "_lw_rotary", None)
         if memo is None or memo[0] != tensor_version(positions):
             memo = positions._lw_rotary = (tensor_version(positions), {})
