@@ -36,6 +36,7 @@ def config_from_hf(hf_config: Any) -> dict[str, Any]:
         "parallel_attn_mlp": False,
         "tie_word_embeddings": True,
         "default_prepend_bos": True,  # TransformerLens convention for GPT-2 (BOS = <|endoftext|>)
+        "norm_weight_in_float32": True,  # nn.LayerNorm applies w and b before rounding
     }
 
 

@@ -35,6 +35,7 @@ def config_from_hf(hf_config: Any) -> dict[str, Any]:
         "parallel_attn_mlp": bool(c.use_parallel_residual),
         "tie_word_embeddings": bool(getattr(c, "tie_word_embeddings", False)),
         "default_prepend_bos": True,  # TransformerLens convention for Pythia
+        "norm_weight_in_float32": True,  # nn.LayerNorm applies w and b before rounding
     }
     fields.update(rope_fields(c, d_head))
     return fields

@@ -39,6 +39,7 @@ def config_from_hf(hf_config: Any) -> dict[str, Any]:
         "gated_mlp": False,
         "parallel_attn_mlp": True,
         "tie_word_embeddings": bool(getattr(c, "tie_word_embeddings", False)),
+        "norm_weight_in_float32": True,  # nn.LayerNorm applies w and b before rounding
     }
 
 
