@@ -131,3 +131,16 @@ def test_greedy_generate_equals_hf(family):
         ours = model.generate(prompt, max_new_tokens=8, do_sample=False, stop_at_eos=False, verbose=False)
         theirs = hf.generate(prompt, max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0)
     assert ours.tolist() == theirs.tolist()
+
+
+@pytest.mark.parametrize("family", ["qwen3", "olmo2", "gemma3", "phi3", "gptj"])
+def test_loads_from_a_saved_directory(tmp_path, family):
+    """save_pretrained -> from_pretrained(path): config.json and safetensors names as on the hub."""
+    from lenswidget import HookedTransformer
+
+    hf = make_tiny_hf(family)
+    hf.save_pretrained(tmp_path)
+    model = HookedTransformer.from_pretrained_no_processing(str(tmp_path), device="cpu")
+    tokens = torch.randint(0, 211, (2, 12), generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert (model(tokens) - hf(tokens).logits).abs().max() <= TOL
