@@ -373,20 +373,20 @@ def main(argv=None) -> dict:
         result["elapsed_s"] = time.perf_counter() - start
         out_path.write_text(json.dumps(result, indent=2))
 
-    torch.set_grad_enabled(False)
-    families = tuple(f for f in args.families.split(",") if f)
-    unknown = sorted(set(families) - set(FAMILIES))
-    if unknown:
-        raise SystemExit(f"unknown families {unknown}; valid: {', '.join(FAMILIES)}")
-    sections = {"parity": lambda *a: parity(*a, families=families), "speed": speed, "patching": patching_sweep}
-    for name in args.sections.split(","):
-        if name not in sections:
-            raise SystemExit(f"unknown section {name!r}; valid: {', '.join(sections)}")
-        t = time.perf_counter()
-        result[name] = sections[name](args.device, args.small, over_budget)
-        result[name + "_s"] = time.perf_counter() - t
-        save()
-        print(f"[gpu_check] {name} done in {result[name + '_s']:.1f}s", flush=True)
+    with torch.no_grad():  # scoped: main() is also called in-process by the tests
+        families = tuple(f for f in args.families.split(",") if f)
+        unknown = sorted(set(families) - set(FAMILIES))
+        if unknown:
+            raise SystemExit(f"unknown families {unknown}; valid: {', '.join(FAMILIES)}")
+        sections = {"parity": lambda *a: parity(*a, families=families), "speed": speed, "patching": patching_sweep}
+        for name in args.sections.split(","):
+            if name not in sections:
+                raise SystemExit(f"unknown section {name!r}; valid: {', '.join(sections)}")
+            t = time.perf_counter()
+            result[name] = sections[name](args.device, args.small, over_budget)
+            result[name + "_s"] = time.perf_counter() - t
+            save()
+            print(f"[gpu_check] {name} done in {result[name + '_s']:.1f}s", flush=True)
     _summary(result)
     print(f"[gpu_check] wrote {out_path}")
     return result

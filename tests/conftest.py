@@ -170,3 +170,20 @@ def smollm2_tokenizer(smollm2_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(smollm2_dir)
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_is_restored(request):
+    """Each test leaves torch's global grad mode as it found it.
+
+    A test (or the library code under test) that flips ``torch.set_grad_enabled`` and forgets to
+    restore it silently breaks every later test that needs autograd; this names the culprit
+    instead. Module fixtures that disable grad on purpose are set up before and torn down after
+    this function-scoped check, so they do not trip it.
+    """
+    before = torch.is_grad_enabled()
+    yield
+    after = torch.is_grad_enabled()
+    if after != before:
+        torch.set_grad_enabled(before)
+        pytest.fail(f"{request.node.nodeid} left torch grad mode {after} (was {before})", pytrace=False)
