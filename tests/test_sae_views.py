@@ -265,3 +265,17 @@ def test_a_metric_without_gradients_leaves_the_chips_working(model, saes):
     assert w.feature_grid["features"] == [] and "no feature grid" in w.feature_grid["note"]
     w.add_feature_patch([0, 1], None, mode="zero")
     assert len(w.feature_patches) == 1 and w.error == ""
+
+
+def test_a_feature_chip_holds_at_most_max_features():
+    from types import SimpleNamespace
+
+    from lenswidget.widgets.patcher.feature_patches import MAX_FEATURES_PER_CHIP, make_chip
+
+    sae = SimpleNamespace(cfg=SimpleNamespace(d_sae=4 * MAX_FEATURES_PER_CHIP, hook_name="blocks.0.hook_resid_post"))
+    chip = make_chip(1, sae, 5, range(MAX_FEATURES_PER_CHIP), positions=[-1, 0, 0])
+    assert chip.features == tuple(range(MAX_FEATURES_PER_CHIP)) and chip.positions == (0, 4)
+    with pytest.raises(OutOfRangeError, match="in one chip"):
+        make_chip(1, sae, 5, range(MAX_FEATURES_PER_CHIP + 1))
+    with pytest.raises(OutOfRangeError, match="feature"):
+        make_chip(1, sae, 5, [4 * MAX_FEATURES_PER_CHIP])

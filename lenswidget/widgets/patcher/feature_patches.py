@@ -27,7 +27,7 @@ from ...errors import InvalidOptionError, OutOfRangeError
 from ..saes import acts_name, sae_cache
 from ..saes import label as sae_label
 from .forward import Plan, PatchedForward
-from .patches import Patch
+from .patches import Patch, _indices
 from .runs import Runs
 
 FEATURE_MODES = ("clean", "zero", "mean")
@@ -66,31 +66,6 @@ def chip_label(chip: FeatureChip, sae: Any) -> str:
     head = "" if chip.mode == "clean" else f"{chip.mode} "
     where = "all pos" if chip.positions is None else f"pos {_span(chip.positions)}"
     return f"{head}{_span(chip.features, 'F')} @ {sae_label(sae)} · {where}"
-
-
-def _indices(values: Any, size: int, what: str, limit: int | None = None) -> tuple[int, ...]:
-    if isinstance(values, bool):
-        raise InvalidOptionError(f"{what} index", values, ["an int", "a range", "a list of ints"])
-    if isinstance(values, int):
-        values = [values]
-    try:
-        items = list(values)
-    except TypeError:
-        raise InvalidOptionError(f"{what} index", values, ["an int", "a range", "a list of ints"]) from None
-    out = set()
-    for v in items:
-        if isinstance(v, bool) or not hasattr(v, "__index__"):
-            raise InvalidOptionError(f"{what} index", v, ["an int", "a range", "a list of ints"])
-        i = int(v)
-        j = i + size if i < 0 else i
-        if not 0 <= j < size:
-            raise OutOfRangeError(what, i, -size, size - 1)
-        out.add(j)
-    if not out:
-        raise OutOfRangeError(f"number of {what}s", 0, 1, limit or size)
-    if limit is not None and len(out) > limit:
-        raise OutOfRangeError(f"number of {what}s in one chip", len(out), 1, limit)
-    return tuple(sorted(out))
 
 
 def make_chip(pid: int, sae: Any, n_pos: int, features: Any, positions: Any = None, mode: str = "clean",

@@ -79,8 +79,9 @@ class Patch:
         return replace(self, enabled=bool(enabled))
 
 
-def _indices(values: Any, size: int, what: str) -> tuple[int, ...]:
-    """Sorted unique non-negative indices from an int, range or sequence (negative = from the end)."""
+def _indices(values: Any, size: int, what: str, limit: int | None = None) -> tuple[int, ...]:
+    """Sorted unique non-negative indices from an int, range or sequence (negative = from the end),
+    at most ``limit`` of them when given."""
     if isinstance(values, bool):
         raise InvalidOptionError(f"{what} index", values, ["an int", "a range", "a list of ints"])
     if isinstance(values, int) or getattr(values, "ndim", None) == 0:
@@ -99,7 +100,9 @@ def _indices(values: Any, size: int, what: str) -> tuple[int, ...]:
             raise OutOfRangeError(what, i, -size, size - 1)
         out.add(j)
     if not out:
-        raise OutOfRangeError(f"number of {what}s", 0, 1, size)
+        raise OutOfRangeError(f"number of {what}s", 0, 1, limit or size)
+    if limit is not None and len(out) > limit:
+        raise OutOfRangeError(f"number of {what}s in one chip", len(out), 1, limit)
     return tuple(sorted(out))
 
 
