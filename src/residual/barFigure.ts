@@ -4,7 +4,7 @@
  */
 import type { ColorScale } from "../shared/colors";
 import { downloadCanvasPng, downloadSvg } from "../shared/download";
-import { escapeXml } from "../shared/figure";
+import { xmlSafe as safe } from "../shared/figure";
 import { formatValue } from "../shared/format";
 import type { Theme } from "../shared/theme";
 
@@ -22,11 +22,6 @@ const LABEL_W = 130;
 const BAR_W = 260;
 const VALUE_W = 70;
 const TOP = 28;
-
-function safe(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return escapeXml(text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, "\ufffd"));
-}
 
 function size(f: BarFigure): { w: number; h: number } {
   return { w: LABEL_W + BAR_W + VALUE_W + 16, h: TOP + f.labels.length * ROW + 28 };

@@ -6,7 +6,7 @@
  * float32 payload (scores, `precision="float16"`) is quantised to codes over its range for
  * drawing, and exact values are read from the received buffer on demand (hover).
  */
-import { bytesOf, halfToFloat } from "./tensor";
+import { checkPayload, halfToFloat, product } from "./tensor";
 
 export interface Codes {
   shape: number[];
@@ -26,27 +26,12 @@ export interface Codes {
 
 export const EMPTY_CODES: Codes = { shape: [0], codes: new Uint8Array(0), lo: 0, step: 1 / 255, exact: () => NaN, bytes: 0, edges: null, heads: null };
 
-function product(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 /** Decode a payload into codes; throws a TypeError describing what is malformed. */
 export function decodeCodes(payload: unknown): Codes {
   if (!payload || typeof payload !== "object") throw new TypeError("tensor payload is not an object");
   const p = payload as Record<string, unknown>;
   if (!("buffer" in p)) return EMPTY_CODES;
-  const shape = p.shape;
-  if (!Array.isArray(shape) || !shape.every((s) => Number.isInteger(s) && (s as number) >= 0)) {
-    throw new TypeError("tensor shape must be a list of non-negative integers");
-  }
-  const dims = shape as number[];
-  const n = product(dims);
-  const bytes = bytesOf(p.buffer);
-  const width = p.dtype === "float32" ? 4 : p.dtype === "float16" ? 2 : p.dtype === "uint8" ? 1 : 0;
-  if (!width) throw new TypeError(`unknown tensor dtype ${String(p.dtype)}`);
-  if (bytes.byteLength !== n * width) {
-    throw new TypeError(`tensor buffer has ${bytes.byteLength} bytes; shape [${dims.join(", ")}] needs ${n * width}`);
-  }
+  const { dims, n, bytes, width } = checkPayload(p);
   const ints = (v: unknown) => (Array.isArray(v) && v.every((e) => Number.isInteger(e)) ? (v as number[]) : null);
   const edges = ints(p.edges);
   const heads = ints(p.heads);

@@ -51,7 +51,7 @@ export function escapeXml(text: string): string {
 }
 
 /** Strip characters XML 1.0 forbids (control characters other than tab/newline). */
-function xmlSafe(text: string): string {
+export function xmlSafe(text: string): string {
   // eslint-disable-next-line no-control-regex
   return escapeXml(text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, "\ufffd"));
 }

@@ -50,12 +50,22 @@ function littleEndian(): boolean {
   return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 }
 
-function product(shape: number[]): number {
+/** Number of elements of a shape. */
+export function product(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Decode a tensor payload; throws a TypeError describing what is malformed. */
-export function decodeTensor(payload: unknown): Tensor {
+/** A payload's fields once checked: its shape, element count, bytes and bytes per element. */
+export interface CheckedPayload {
+  p: Record<string, unknown>;
+  dims: number[];
+  n: number;
+  bytes: Uint8Array;
+  width: number;
+}
+
+/** Check a tensor payload's shape, dtype and byte length; throws a TypeError naming what is malformed. */
+export function checkPayload(payload: unknown): CheckedPayload {
   if (!payload || typeof payload !== "object") throw new TypeError("tensor payload is not an object");
   const p = payload as Record<string, unknown>;
   const shape = p.shape;
@@ -65,14 +75,20 @@ export function decodeTensor(payload: unknown): Tensor {
   const dims = shape as number[];
   const n = product(dims);
   const bytes = bytesOf(p.buffer);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const data = new Float32Array(n);
-  const dtype = p.dtype as DType;
-  const width = dtype === "float32" ? 4 : dtype === "float16" ? 2 : dtype === "uint8" ? 1 : 0;
+  const width = p.dtype === "float32" ? 4 : p.dtype === "float16" ? 2 : p.dtype === "uint8" ? 1 : 0;
   if (!width) throw new TypeError(`unknown tensor dtype ${String(p.dtype)}`);
   if (bytes.byteLength !== n * width) {
     throw new TypeError(`tensor buffer has ${bytes.byteLength} bytes; shape [${dims.join(", ")}] needs ${n * width}`);
   }
+  return { p, dims, n, bytes, width };
+}
+
+/** Decode a tensor payload; throws a TypeError describing what is malformed. */
+export function decodeTensor(payload: unknown): Tensor {
+  const { p, dims, n, bytes } = checkPayload(payload);
+  const dtype = p.dtype as DType;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const data = new Float32Array(n);
   if (dtype === "float32") {
     for (let i = 0; i < n; i++) data[i] = view.getFloat32(i * 4, true);
   } else if (dtype === "float16" && nativeHalf && bytes.byteOffset % 2 === 0 && littleEndian()) {
