@@ -214,10 +214,14 @@ def main() -> None:
     res = measure(args.reps, args.first_reps, args.skip_first, args.skip_hf_gguf)
     print(f"\nload avg before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}; cpus {os.cpu_count()}")
     report(res)
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set: a module edited since scripts/setup.sh compiled the "
+              "package is recompiled in every fresh process (up to ~0.4 s of the reload)")
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"bench_load-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                            "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
                                             "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
                                 "args": vars(args), "targets": TARGETS, "results": res}, indent=1))
     print(f"\nwrote {path}")

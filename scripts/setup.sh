@@ -44,6 +44,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# An editable install writes no bytecode, and with PYTHONDONTWRITEBYTECODE set nothing ever
+# does: compile the package once so a fresh kernel does not recompile it (~0.4 s of a reload).
+# Python still checks each .pyc against its source, so an edited module is never served stale.
+"$VENV/bin/python" -m compileall -q lenswidget >/dev/null
+
 step "default model: SmolLM2-135M-Instruct float32 cache"
 "$VENV/bin/python" -m lenswidget.loading.default_model --prepare
 
