@@ -115,6 +115,15 @@ def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def _weights_to(model: torch.nn.Module, dtype) -> torch.nn.Module:
+    """Cast the parameters only, as ``from_pretrained(dtype=...)`` loads them: buffers such as the
+    rotary ``inv_freq`` stay float32 (``Module.to(bf16)`` would round them too, and a reference
+    built that way carries bf16 rotary frequencies, whose error grows with the position)."""
+    for p in model.parameters():
+        p.data = p.data.to(dtype)
+    return model
+
+
 def _hf_model(config, device: str, dtype=torch.float32, randomize: bool = True):
     """A seeded random HF model built on ``device`` (HF's own init, or :func:`_randomize`)."""
     from transformers import AutoModelForCausalLM
@@ -124,7 +133,7 @@ def _hf_model(config, device: str, dtype=torch.float32, randomize: bool = True):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32 if randomize else dtype)
     if randomize:
         _randomize(model)
-    return model.to(dtype=dtype).eval()
+    return _weights_to(model, dtype).eval()
 
 
 def _sdpa(hf):
@@ -159,10 +168,10 @@ def parity(device: str, small: bool, budget, families=FAMILIES) -> dict:
         try:
             cfg = _family_config(name, small)
             tokens = torch.randint(0, cfg.vocab_size, (2, seq), generator=torch.Generator().manual_seed(1)).to(device)
-            hf = _hf_model(cfg, device).to(BF16).to(torch.float32)  # a bf16-exact checkpoint
+            hf = _weights_to(_hf_model(cfg, device, BF16), torch.float32)  # a bf16-exact checkpoint
             with torch.no_grad():
                 ref = hf(tokens).logits.double().log_softmax(-1)
-                hf16 = _sdpa(hf.to(BF16))
+                hf16 = _sdpa(_weights_to(hf, BF16))
                 theirs = hf16(tokens).logits.double().log_softmax(-1)
                 row = {"hf_bf16_err": (theirs - ref).abs().mean().item()}
                 for processed in (True, False):
@@ -262,7 +271,7 @@ def speed(device: str, small: bool, budget) -> dict:
             with torch.inference_mode():
                 theirs = hf16(tokens).logits
                 ours = model(tokens)
-                ref = copy.deepcopy(hf16).float()  # float32 compute on the same (bf16) weights
+                ref = _weights_to(copy.deepcopy(hf16), torch.float32)  # float32 compute, same (bf16) weights
                 ref_lp = ref(tokens).logits.double().log_softmax(-1)
                 del ref
                 row["parity"] = {

@@ -104,6 +104,15 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def weights_to(model, dtype):
+    """Cast an HF model's parameters only, as ``from_pretrained(dtype=...)`` loads them: buffers
+    such as the rotary ``inv_freq`` stay float32 (``Module.to`` would round them as well, and a
+    float32 reference made that way carries bf16 rotary frequencies)."""
+    for p in model.parameters():
+        p.data = p.data.to(dtype)
+    return model
+
+
 def make_tiny_hf(family: str, seed: int = 0, **overrides):
     """A seeded random HF causal LM of ``family`` (eager attention, eval mode, float32)."""
     from transformers import AutoModelForCausalLM

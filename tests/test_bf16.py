@@ -16,7 +16,7 @@ import functools
 import pytest
 import torch
 
-from conftest import TINY_FAMILIES, make_tiny_hf
+from conftest import TINY_FAMILIES, make_tiny_hf, weights_to
 
 BF16 = torch.bfloat16
 TOKENS = torch.randint(0, 211, (2, 32), generator=torch.Generator().manual_seed(11))
@@ -34,10 +34,10 @@ def _hf_sdpa(hf16):
 @functools.lru_cache(maxsize=1)
 def _checkpoint(name: str):
     """(float32 reference log-probs, HF bf16 log-probs, HF bf16 model) on a bf16-exact checkpoint."""
-    hf = make_tiny_hf(name).to(BF16).to(torch.float32)  # weights exactly representable in bf16
+    hf = weights_to(weights_to(make_tiny_hf(name), BF16), torch.float32)  # weights exactly representable in bf16
     with torch.no_grad():
         ref = hf(TOKENS).logits.double().log_softmax(-1)
-        hf16 = _hf_sdpa(hf.to(BF16))
+        hf16 = _hf_sdpa(weights_to(hf, BF16))
         out16 = hf16(TOKENS).logits.double().log_softmax(-1)
     return ref, out16, hf16
 
