@@ -4,7 +4,7 @@
  * for selections, chips and drop previews. Geometry follows src/DOM.md (cells start at the
  * canvas' top-left corner).
  */
-import { GridA11y } from "../shared/a11y";
+import { MultiGridA11y } from "../shared/a11y";
 import type { ColorScale } from "../shared/colors";
 import { el } from "../shared/dom";
 import { GridCanvas, type Overlay } from "../shared/grid";
@@ -14,7 +14,7 @@ import type { Rect } from "./rect";
 export class GridPanel {
   readonly node: HTMLDivElement;
   readonly grid: GridCanvas;
-  readonly a11y: GridA11y;
+  readonly a11y: MultiGridA11y;
   private readonly rowLabels: HTMLDivElement;
   private readonly colLabels: HTMLDivElement;
 
@@ -25,7 +25,7 @@ export class GridPanel {
       attrs: { tabindex: name === "clean" ? "0" : "-1" },
     });
     this.grid = new GridCanvas(canvas);
-    this.a11y = new GridA11y(
+    this.a11y = new MultiGridA11y(
       canvas,
       name === "clean"
         ? "Clean run, layers by columns: arrow keys select cells, Shift extends, Enter patches them into the corrupted run, a ablates"

@@ -4,7 +4,7 @@
  */
 import type { ColorScale } from "../shared/colors";
 import { downloadCanvasPng, downloadSvg } from "../shared/download";
-import { xmlSafe as safe } from "../shared/figure";
+import { canvasStart, MIDDLE, svgStart, svgText, xmlSafe as safe } from "../shared/figure";
 import { formatValue } from "../shared/format";
 import type { Theme } from "../shared/theme";
 
@@ -39,36 +39,31 @@ function geometry(f: BarFigure, i: number): { x: number; w: number; y: number } 
 export function barsSvg(f: BarFigure): string {
   const { w, h } = size(f);
   const t = f.theme;
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="${safe(t.font)}" font-size="11">`,
-    `<rect width="100%" height="100%" fill="${safe(t.background)}"/>`,
-    `<text x="8" y="16" font-size="13" fill="${safe(t.foreground)}">${safe(f.title)}</text>`,
+  const out = svgStart(w, h, t, 11);
+  out.push(
+    svgText(`x="8" y="16" font-size="13"`, t.foreground, f.title),
     `<line x1="${LABEL_W + BAR_W / 2}" y1="${TOP}" x2="${LABEL_W + BAR_W / 2}" y2="${TOP + f.labels.length * ROW}" stroke="${safe(t.border)}"/>`,
-  ];
+  );
   f.labels.forEach((label, i) => {
     const g = geometry(f, i);
     const v = f.values[i] ?? NaN;
-    out.push(`<text x="${LABEL_W - 6}" y="${g.y + ROW / 2}" text-anchor="end" dominant-baseline="middle" fill="${safe(t.foreground)}">${safe(label)}</text>`);
-    out.push(`<rect x="${g.x}" y="${g.y + 2}" width="${g.w}" height="${ROW - 4}" fill="${f.scale.color(v)}"><title>${safe(`${label}: ${formatValue(v)}`)}</title></rect>`);
-    out.push(`<text x="${LABEL_W + BAR_W + 6}" y="${g.y + ROW / 2}" dominant-baseline="middle" fill="${safe(t.foreground)}">${safe(formatValue(v))}</text>`);
+    const y = `y="${g.y + ROW / 2}"`;
+    out.push(
+      svgText(`x="${LABEL_W - 6}" ${y} text-anchor="end" ${MIDDLE}`, t.foreground, label),
+      `<rect x="${g.x}" y="${g.y + 2}" width="${g.w}" height="${ROW - 4}" fill="${f.scale.color(v)}"><title>${safe(`${label}: ${formatValue(v)}`)}</title></rect>`,
+      svgText(`x="${LABEL_W + BAR_W + 6}" ${y} ${MIDDLE}`, t.foreground, formatValue(v)),
+    );
   });
-  out.push(`<text x="8" y="${h - 10}" fill="${safe(t.muted)}">${safe(f.footer)}</text>`);
+  out.push(svgText(`x="8" y="${h - 10}"`, t.muted, f.footer));
   out.push("</svg>");
   return out.join("\n");
 }
 
 export function barsCanvas(f: BarFigure, pixelRatio = 2): HTMLCanvasElement | null {
   const { w, h } = size(f);
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.ceil(w * pixelRatio);
-  canvas.height = Math.ceil(h * pixelRatio);
-  const ctx = canvas.getContext("2d");
-  if (!ctx) return null;
   const t = f.theme;
-  ctx.scale(pixelRatio, pixelRatio);
-  ctx.fillStyle = t.background;
-  ctx.fillRect(0, 0, w, h);
-  ctx.fillStyle = t.foreground;
+  const ctx = canvasStart(w, h, t, pixelRatio);
+  if (!ctx) return null;
   ctx.font = `13px ${t.font}`;
   ctx.fillText(f.title, 8, 16);
   ctx.font = `11px ${t.font}`;
@@ -89,7 +84,7 @@ export function barsCanvas(f: BarFigure, pixelRatio = 2): HTMLCanvasElement | nu
   });
   ctx.fillStyle = t.muted;
   ctx.fillText(f.footer, 8, h - 10);
-  return canvas;
+  return ctx.canvas;
 }
 
 export function exportBarsSvg(f: BarFigure, filename: string): string {

@@ -3,7 +3,7 @@
  * prompt selector (mean or one prompt), sort order and the all-heads switch. Pure DOM:
  * the view wires the events.
  */
-import { el } from "../shared/dom";
+import { button, el } from "../shared/dom";
 import { visibleToken } from "../shared/tokens";
 
 export const MEAN = "mean";
@@ -31,8 +31,8 @@ export class Controls {
       className: "lw-res-tabs",
       attrs: { role: "tablist" },
       children: [
-        el("button", { testid: "lw-res-tab", className: "lw-button lw-res-tab", text: "Attribution", attrs: { type: "button", role: "tab", "data-view": "attribution" } }),
-        el("button", { testid: "lw-res-tab", className: "lw-button lw-res-tab", text: "Logit lens", attrs: { type: "button", role: "tab", "data-view": "lens" } }),
+        button("lw-res-tab", "Attribution", { role: "tab", "data-view": "attribution" }, " lw-res-tab"),
+        button("lw-res-tab", "Logit lens", { role: "tab", "data-view": "lens" }, " lw-res-tab"),
       ],
     });
     this.prompts = el("textarea", {
@@ -40,10 +40,10 @@ export class Controls {
       className: "lw-prompt lw-res-prompts",
       attrs: { rows: "2", spellcheck: "false", "aria-label": "Prompts, one per line" },
     });
-    this.run = el("button", { testid: "lw-res-run", className: "lw-button", text: "Run", attrs: { type: "button", title: "Rerun the model on these prompts" } });
+    this.run = button("lw-res-run", "Run", { title: "Rerun the model on these prompts" });
     this.answer = el("input", { testid: "lw-res-answer", className: "lw-res-token-input", attrs: { type: "text", spellcheck: "false", "aria-label": "Answer token", placeholder: "answer, e.g. ␣Paris" } });
     this.incorrect = el("input", { testid: "lw-res-incorrect", className: "lw-res-token-input", attrs: { type: "text", spellcheck: "false", "aria-label": "Incorrect token", placeholder: "(none)" } });
-    this.apply = el("button", { testid: "lw-res-apply", className: "lw-button", text: "Apply", attrs: { type: "button" } });
+    this.apply = button("lw-res-apply", "Apply");
     this.current = el("span", { testid: "lw-res-answer-current", className: "lw-res-current" });
     this.promptSelect = el("select", { testid: "lw-res-prompt-select", attrs: { "aria-label": "Prompt" } });
     this.sort = el("select", {

@@ -2,7 +2,7 @@
  * Breadcrumbs of the drill path: "All components › 3_attn_out › L3H2". Each crumb is a
  * `lw-res-crumb` button with `data-depth` (0 = all components); the last one is current.
  */
-import { el } from "../shared/dom";
+import { button, el } from "../shared/dom";
 
 export const ROOT_CRUMB = "All components";
 
@@ -20,12 +20,7 @@ export class Breadcrumbs {
       if (depth > 0) parts.push(el("span", { className: "lw-res-crumb-sep", text: "›" }));
       const current = depth === names.length - 1;
       parts.push(
-        el("button", {
-          testid: "lw-res-crumb",
-          className: "lw-button lw-res-crumb",
-          text: name,
-          attrs: { type: "button", "data-depth": String(depth), "data-current": String(current), ...(current ? { "aria-current": "page" } : {}) },
-        }),
+        button("lw-res-crumb", name, { "data-depth": String(depth), "data-current": String(current), ...(current ? { "aria-current": "page" } : {}) }, " lw-res-crumb"),
       );
     });
     this.node.replaceChildren(...parts);

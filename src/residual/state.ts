@@ -2,7 +2,9 @@
  * Typed, defensive reads of the residual explorer's traits (lenswidget/widgets/residual.py).
  * Anything malformed becomes an empty value; tensors are decoded with the shared codec.
  */
-import { decodeOrEmpty, type Tensor } from "../shared/tensor";
+// Tensor fields: malformed payloads throw (the view reports them in the banner).
+import { decodeOrEmpty as tensor, type Tensor } from "../shared/tensor";
+import { toStrings as strings } from "../shared/traits";
 import type { WidgetModel } from "../shared/types";
 
 export type Level = "components" | "heads" | "neurons";
@@ -66,8 +68,8 @@ function obj(v: unknown): Obj | null {
   return v && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : null;
 }
 
-function strings(v: unknown): string[] {
-  return Array.isArray(v) ? v.map((x) => (typeof x === "string" ? x : String(x))) : [];
+function text(v: unknown, fallback = ""): string {
+  return typeof v === "string" ? v : fallback;
 }
 
 function num(v: unknown, fallback = NaN): number {
@@ -76,11 +78,6 @@ function num(v: unknown, fallback = NaN): number {
 
 function int(v: unknown): number | null {
   return Number.isInteger(v) ? (v as number) : null;
-}
-
-/** Decode a tensor field; malformed payloads throw (the view reports them in the banner). */
-function tensor(v: unknown): Tensor {
-  return decodeOrEmpty(v);
 }
 
 export function readPath(model: WidgetModel): string[] {
@@ -102,7 +99,7 @@ export function readBars(model: WidgetModel): BarsData {
 export function readCheck(model: WidgetModel): CheckData | null {
   const c = obj(model.get("check"));
   if (!c) return null;
-  return { sum: num(c.sum), target: num(c.target), label: typeof c.label === "string" ? c.label : "", metric: typeof c.metric === "string" ? c.metric : "" };
+  return { sum: num(c.sum), target: num(c.target), label: text(c.label), metric: text(c.metric) };
 }
 
 export function readDetail(model: WidgetModel): DetailData | null {
@@ -111,7 +108,7 @@ export function readDetail(model: WidgetModel): DetailData | null {
   const pattern = d.kind === "head" ? tensor(d.pattern) : { shape: [0], data: new Float32Array(0) };
   return {
     kind: d.kind,
-    label: typeof d.label === "string" ? d.label : "",
+    label: text(d.label),
     layer: int(d.layer) ?? 0,
     index: int(d.index) ?? 0,
     prompt: int(d.prompt) ?? 0,
@@ -140,7 +137,7 @@ export function readLens(model: WidgetModel): LensData | null {
   if (!labels.length) return null;
   return {
     labels,
-    metric: typeof l.metric === "string" ? l.metric : "logit",
+    metric: text(l.metric, "logit"),
     rank: tensor(l.rank).data,
     prob: tensor(l.prob).data,
     logit: tensor(l.logit).data,

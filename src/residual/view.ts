@@ -168,21 +168,13 @@ export class ResidualView {
     d.listen(lc, "keydown", (ev) => {
       const g = this.lens.grid.geometry;
       const next = ev.ctrlKey || ev.metaKey || ev.altKey ? null : moveCursor(ev.key, this.lens.hover, g.rows, g.cols);
-      if (ev.key === "Escape") {
-        this.lens.hover = null;
-        this.lens.paint();
-        return this.frame.tooltip.hide();
-      }
+      if (ev.key === "Escape") return this.clearLens();
       if (!next) return;
       ev.preventDefault();
       this.showLensCell(next, null);
     });
     d.listen(lc, "blur", () => this.frame.tooltip.hide());
-    d.listen(lc, "mouseleave", () => {
-      this.lens.hover = null;
-      this.lens.paint();
-      this.frame.tooltip.hide();
-    });
+    d.listen(lc, "mouseleave", () => this.clearLens());
 
     // controls
     const c = this.controls;
@@ -247,12 +239,15 @@ export class ResidualView {
 
   private onLensHover(ev: MouseEvent): void {
     const cell = this.lens.grid.cellAt(ev);
-    if (!cell || !this.lens.data) {
-      this.lens.hover = null;
-      this.lens.paint();
-      return this.frame.tooltip.hide();
-    }
+    if (!cell || !this.lens.data) return this.clearLens();
     this.showLensCell(cell, ev);
+  }
+
+  /** No lens cell outlined, no tooltip. */
+  private clearLens(): void {
+    this.lens.hover = null;
+    this.lens.paint();
+    this.frame.tooltip.hide();
   }
 
   /** Outline a lens cell and list its top tokens (at the pointer, or beside the cell for the keyboard). */
@@ -297,10 +292,7 @@ export class ResidualView {
     const path = this.path;
     this.barsData = this.safely("bars", () => readBars(this.model), this.barsData);
     const b = this.barsData;
-    let bound = 0;
-    for (const v of b.values) if (Number.isFinite(v)) bound = Math.max(bound, Math.abs(v));
-    const { dark, background } = this.frame.theme;
-    this.barScale = divergingScale(bound || 1, dark, background);
+    this.barScale = this.symmetricScale(b.values);
     const selected = path.length ? path[path.length - 1]! : null;
     this.bars.render(b, barOrder(b.values, b.kinds, this.sort), selected, this.barScale);
     this.crumbs.render(path);
@@ -324,13 +316,18 @@ export class ResidualView {
     this.heads.node.hidden = !grid;
     this.bars.node.hidden = !!grid;
     if (!grid) return;
-    let bound = 0;
-    for (const v of grid.data) if (Number.isFinite(v)) bound = Math.max(bound, Math.abs(v));
-    const { dark, background } = this.frame.theme;
-    this.headScale = divergingScale(bound || 1, dark, background);
+    this.headScale = this.symmetricScale(grid.data);
     const m = /^L(\d+)H(\d+)$/.exec(this.path[1] ?? "");
     this.heads.selected = m ? { row: Number(m[1]), col: Number(m[2]) } : null;
     this.heads.render(grid, this.headScale);
+  }
+
+  /** A diverging scale over +-max|finite value| (1 when there is none). */
+  private symmetricScale(values: Iterable<number>): ColorScale {
+    let bound = 0;
+    for (const v of values) if (Number.isFinite(v)) bound = Math.max(bound, Math.abs(v));
+    const { dark, background } = this.frame.theme;
+    return divergingScale(bound || 1, dark, background);
   }
 
   private renderDetail(): void {
@@ -368,36 +365,41 @@ export class ResidualView {
 
   // -- export -----------------------------------------------------------------------------
   private exportFigure(kind: "png" | "svg"): void {
-    const view = getString(this.model, "view");
     const title = getString(this.model, "title");
-    if (view === "lens" && this.lens.data) {
-      const g = this.lens.data;
-      const spec: FigureSpec = {
-        title: title || "Logit lens: top-1 probability",
-        rows: g.ids.shape[0] ?? 0,
-        cols: g.ids.shape[1] ?? 0,
-        values: this.lens.topProbs(g),
-        rowLabels: g.tokens.map(visibleToken),
-        colLabels: g.labels,
-        scale: patternScale(this.frame.theme.dark, this.frame.theme.background),
-        cell: 14,
-        theme: this.frame.theme,
-      };
-      return void (kind === "png" ? exportPng(spec, "residual-logit-lens.png") : exportSvg(spec, "residual-logit-lens.svg"));
+    const theme = this.frame.theme;
+    const heatmap = (spec: Omit<FigureSpec, "theme">, name: string) =>
+      void (kind === "png" ? exportPng({ ...spec, theme }, `${name}.png`) : exportSvg({ ...spec, theme }, `${name}.svg`));
+    const g = this.lens.data;
+    if (getString(this.model, "view") === "lens" && g) {
+      return heatmap(
+        {
+          title: title || "Logit lens: top-1 probability",
+          rows: g.ids.shape[0] ?? 0,
+          cols: g.ids.shape[1] ?? 0,
+          values: this.lens.topProbs(g),
+          rowLabels: g.tokens.map(visibleToken),
+          colLabels: g.labels,
+          scale: patternScale(theme.dark, theme.background),
+          cell: 14,
+        },
+        "residual-logit-lens",
+      );
     }
-    if (!this.heads.node.hidden) {
-      const spec: FigureSpec = {
-        title: title || "Direct logit attribution per head",
-        rows: this.heads.rows,
-        cols: this.heads.cols,
-        values: this.heads.values.data,
-        rowLabels: Array.from({ length: this.heads.rows }, (_, r) => `L${r}`),
-        colLabels: Array.from({ length: this.heads.cols }, (_, c) => `H${c}`),
-        scale: this.headScale,
-        cell: 22,
-        theme: this.frame.theme,
-      };
-      return void (kind === "png" ? exportPng(spec, "residual-all-heads.png") : exportSvg(spec, "residual-all-heads.svg"));
+    const h = this.heads;
+    if (!h.node.hidden) {
+      return heatmap(
+        {
+          title: title || "Direct logit attribution per head",
+          rows: h.rows,
+          cols: h.cols,
+          values: h.values.data,
+          rowLabels: Array.from({ length: h.rows }, (_, r) => `L${r}`),
+          colLabels: Array.from({ length: h.cols }, (_, c) => `H${c}`),
+          scale: this.headScale,
+          cell: 22,
+        },
+        "residual-all-heads",
+      );
     }
     const fig = this.barFigure();
     const name = `residual-${this.barsData.level === "components" ? "components" : `l${this.barsData.layer}-${this.barsData.level}`}`;

@@ -15,18 +15,14 @@ let nextPrefix = 0;
 export class GridA11y {
   private readonly prefix = `lw-g${(nextPrefix++).toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   private rows = 0;
-  private cols = 0;
-  private cells: HTMLElement[] = [];
-  private selected: HTMLElement | null = null;
+  protected cols = 0;
+  protected cells: HTMLElement[] = [];
+  protected selected: HTMLElement | null = null;
 
   constructor(readonly canvas: HTMLCanvasElement, label: string) {
     canvas.setAttribute("role", "grid");
     canvas.setAttribute("aria-label", label);
     if (!canvas.hasAttribute("tabindex")) canvas.setAttribute("tabindex", "0");
-  }
-
-  setLabel(label: string): void {
-    this.canvas.setAttribute("aria-label", label);
   }
 
   /** Rebuild the table: `text(r, c)` is what a screen reader says for the cell. */
@@ -71,7 +67,10 @@ export class GridA11y {
     this.selected = this.cell(at);
     this.selected?.setAttribute("aria-selected", "true");
   }
+}
 
+/** A grid whose cells can be selected as a set and relabelled in place (the patcher's). */
+export class MultiGridA11y extends GridA11y {
   /** Mark several selected cells (e.g. a rectangle). */
   setSelection(selected: (r: number, c: number) => boolean): void {
     this.selected = null;

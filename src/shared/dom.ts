@@ -22,6 +22,11 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** A `lw-button` (`type="button"`), more classes after `lw-button`, more attributes after `type`. */
+export function button(testid: string, text: string, attrs: Record<string, string> = {}, classes = ""): HTMLButtonElement {
+  return el("button", { testid, className: `lw-button${classes}`, text, attrs: { type: "button", ...attrs } });
+}
+
 /** Replace all children of `node`. */
 export function setChildren(node: Element, children: Node[]): void {
   node.replaceChildren(...children);

@@ -56,21 +56,51 @@ export function xmlSafe(text: string): string {
   return escapeXml(text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, "\ufffd"));
 }
 
+/** Vertically centred SVG text. */
+export const MIDDLE = 'dominant-baseline="middle"';
+
+/** A `<text>` element: `attrs` (position etc.), then the escaped `fill` and content. */
+export function svgText(attrs: string, fill: string, text: string): string {
+  return `<text ${attrs} fill="${xmlSafe(fill)}">${xmlSafe(text)}</text>`;
+}
+
+/** The opening `<svg>` tag of a w x h figure and its background. */
+export function svgStart(w: number, h: number, t: Theme, fontPx: number): string[] {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="${xmlSafe(t.font)}" font-size="${fontPx}">`,
+    `<rect width="100%" height="100%" fill="${xmlSafe(t.background)}"/>`,
+  ];
+}
+
+/**
+ * A w x h (CSS px) figure canvas at `pixelRatio`, filled with the background, the fill
+ * style left at the foreground; null where there is no canvas backend.
+ */
+export function canvasStart(w: number, h: number, t: Theme, pixelRatio: number): CanvasRenderingContext2D | null {
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.ceil(w * pixelRatio);
+  canvas.height = Math.ceil(h * pixelRatio);
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return null;
+  ctx.scale(pixelRatio, pixelRatio);
+  ctx.fillStyle = t.background;
+  ctx.fillRect(0, 0, w, h);
+  ctx.fillStyle = t.foreground;
+  return ctx;
+}
+
 export function figureSvg(s: FigureSpec): string {
   const L = layout(s);
   const t = s.theme;
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${L.totalW}" height="${L.totalH}" viewBox="0 0 ${L.totalW} ${L.totalH}" font-family="${xmlSafe(t.font)}" font-size="${FONT_PX}">`,
-    `<rect width="100%" height="100%" fill="${xmlSafe(t.background)}"/>`,
-  ];
-  if (s.title) out.push(`<text x="${L.left}" y="${TITLE_PX + 2}" font-size="${TITLE_PX}" fill="${xmlSafe(t.foreground)}">${xmlSafe(s.title)}</text>`);
+  const out = svgStart(L.totalW, L.totalH, t, FONT_PX);
+  if (s.title) out.push(svgText(`x="${L.left}" y="${TITLE_PX + 2}" font-size="${TITLE_PX}"`, t.foreground, s.title));
   s.colLabels.forEach((label, c) => {
     const x = L.left + (c + 0.5) * s.cell;
-    out.push(`<text transform="translate(${x},${L.top - 4}) rotate(-90)" dominant-baseline="middle" fill="${xmlSafe(t.foreground)}">${xmlSafe(label)}</text>`);
+    out.push(svgText(`transform="translate(${x},${L.top - 4}) rotate(-90)" ${MIDDLE}`, t.foreground, label));
   });
   s.rowLabels.forEach((label, r) => {
     const y = L.top + (r + 0.5) * s.cell;
-    out.push(`<text x="${L.left - 4}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="${xmlSafe(t.foreground)}">${xmlSafe(label)}</text>`);
+    out.push(svgText(`x="${L.left - 4}" y="${y}" text-anchor="end" ${MIDDLE}`, t.foreground, label));
   });
   out.push(`<g shape-rendering="crispEdges">`);
   for (let r = 0; r < s.rows; r++) {
@@ -87,8 +117,8 @@ export function figureSvg(s: FigureSpec): string {
   }
   out.push(`</linearGradient></defs>`);
   out.push(`<rect x="${L.legendX}" y="${L.top}" width="12" height="120" fill="url(#lw-ramp)" stroke="${xmlSafe(t.border)}"/>`);
-  out.push(`<text x="${L.legendX + 16}" y="${L.top + 8}" fill="${xmlSafe(t.foreground)}">${xmlSafe(formatValue(s.scale.max))}</text>`);
-  out.push(`<text x="${L.legendX + 16}" y="${L.top + 120}" fill="${xmlSafe(t.foreground)}">${xmlSafe(formatValue(s.scale.min))}</text>`);
+  out.push(svgText(`x="${L.legendX + 16}" y="${L.top + 8}"`, t.foreground, formatValue(s.scale.max)));
+  out.push(svgText(`x="${L.legendX + 16}" y="${L.top + 120}"`, t.foreground, formatValue(s.scale.min)));
   out.push(`</svg>`);
   return out.join("\n");
 }
@@ -96,16 +126,9 @@ export function figureSvg(s: FigureSpec): string {
 /** The same figure on a canvas (null where there is no canvas backend). */
 export function figureCanvas(s: FigureSpec, pixelRatio = 2): HTMLCanvasElement | null {
   const L = layout(s);
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.ceil(L.totalW * pixelRatio);
-  canvas.height = Math.ceil(L.totalH * pixelRatio);
-  const ctx = canvas.getContext("2d");
-  if (!ctx) return null;
   const t = s.theme;
-  ctx.scale(pixelRatio, pixelRatio);
-  ctx.fillStyle = t.background;
-  ctx.fillRect(0, 0, L.totalW, L.totalH);
-  ctx.fillStyle = t.foreground;
+  const ctx = canvasStart(L.totalW, L.totalH, t, pixelRatio);
+  if (!ctx) return null;
   if (s.title) {
     ctx.font = `${TITLE_PX}px ${t.font}`;
     ctx.fillText(s.title, L.left, TITLE_PX + 2);
@@ -135,5 +158,5 @@ export function figureCanvas(s: FigureSpec, pixelRatio = 2): HTMLCanvasElement |
   ctx.fillStyle = t.foreground;
   ctx.fillText(formatValue(s.scale.max), L.legendX + 16, L.top + 6);
   ctx.fillText(formatValue(s.scale.min), L.legendX + 16, L.top + 116);
-  return canvas;
+  return ctx.canvas;
 }

@@ -4,7 +4,7 @@
  * the tooltip. Views put their content in `frame.body` and talk to the kernel through
  * `frame.update(...)` / `frame.send(...)` (request ids, busy state, timeouts: requests.ts).
  */
-import { el } from "./dom";
+import { button, el } from "./dom";
 import { Disposer } from "./events";
 import { commLive, DEFAULT_TIMEOUT_MS, Requests, type Link } from "./requests";
 import { injectStyles } from "./styles";
@@ -33,7 +33,7 @@ export class Frame {
     injectStyles();
     this.title = el("div", { testid: "lw-title", className: "lw-title" });
     this.bannerText = el("span", { testid: "lw-error-text" });
-    const dismiss = el("button", { testid: "lw-error-dismiss", className: "lw-button", text: "×", attrs: { type: "button", "aria-label": "Dismiss error" } });
+    const dismiss = button("lw-error-dismiss", "×", { "aria-label": "Dismiss error" });
     this.banner = el("div", { testid: "lw-error", className: "lw-error", attrs: { role: "alert" }, children: [this.bannerText, dismiss] });
     this.toolbar = el("div", { className: "lw-toolbar" });
     this.body = el("div", { className: "lw-body" });
@@ -202,7 +202,7 @@ export class Frame {
 
   /** Add a toolbar button. */
   button(testid: string, text: string, onClick: () => void): HTMLButtonElement {
-    const b = el("button", { testid, className: "lw-button", text, attrs: { type: "button" } });
+    const b = button(testid, text);
     this.disposer.listen(b, "click", onClick);
     this.toolbar.append(b);
     return b;

@@ -6,9 +6,13 @@ export function getString(model: WidgetModel, key: string, fallback = ""): strin
   return typeof v === "string" ? v : fallback;
 }
 
-export function getStrings(model: WidgetModel, key: string): string[] {
-  const v = model.get(key);
+/** A list's items as strings ([] unless `v` is an array). */
+export function toStrings(v: unknown): string[] {
   return Array.isArray(v) ? v.map((x) => (typeof x === "string" ? x : String(x))) : [];
+}
+
+export function getStrings(model: WidgetModel, key: string): string[] {
+  return toStrings(model.get(key));
 }
 
 export function getInts(model: WidgetModel, key: string): number[] {
