@@ -8,8 +8,8 @@ import type { Locator } from '@playwright/test';
 
 import { TINY, TINY_MODEL } from './models';
 import {
-  canvasGeometry,
-  cellPosition,
+  cellPoint,
+  type IPoint,
   kernelValue,
   openNotebook,
   outputLocator,
@@ -19,21 +19,6 @@ import {
 
 const CLEAN = 'The cat sat on the mat. The dog';
 const CORRUPTED = 'The dog sat on the log. The cat';
-
-interface IPoint {
-  x: number;
-  y: number;
-}
-
-/** Viewport coordinates of the centre of cell (row, col) of a grid canvas. */
-async function cellPoint(canvas: Locator, row: number, col: number): Promise<IPoint> {
-  const box = await canvas.boundingBox();
-  if (!box) {
-    throw new Error('canvas is not visible');
-  }
-  const p = cellPosition(await canvasGeometry(canvas), row, col);
-  return { x: box.x + p.x, y: box.y + p.y };
-}
 
 /** Viewport coordinates of the centre of an element. */
 async function centre(locator: Locator): Promise<IPoint> {

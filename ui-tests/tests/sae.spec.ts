@@ -15,8 +15,7 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { Locator } from '@playwright/test';
 
 import {
-  canvasGeometry,
-  cellPosition,
+  cellPoint,
   kernelValue,
   openNotebook,
   outputLocator,
@@ -40,20 +39,6 @@ from tests.models import tiny_cfg, tiny_tokenizer
 model = HookedSAETransformer(tiny_cfg("gpt2", n_layers=3, n_heads=4, n_ctx=256), tokenizer=tiny_tokenizer())
 sae = SAE.from_dict({"d_in": model.cfg.d_model, "d_sae": 64, "metadata": {"hook_name": "${HOOK}"}}, seed=0)
 print("ready")`;
-
-interface IPoint {
-  x: number;
-  y: number;
-}
-
-async function cellPoint(canvas: Locator, row: number, col: number): Promise<IPoint> {
-  const box = await canvas.boundingBox();
-  if (!box) {
-    throw new Error('canvas is not visible');
-  }
-  const p = cellPosition(await canvasGeometry(canvas), row, col);
-  return { x: box.x + p.x, y: box.y + p.y };
-}
 
 /** Run ``source`` (ending in a widget expression) in a new cell; the widget's root. */
 async function show(page: IJupyterLabPageFixture, source: string): Promise<Locator> {

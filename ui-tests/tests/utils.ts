@@ -301,6 +301,21 @@ export function cellPosition(
   };
 }
 
+export interface IPoint {
+  x: number;
+  y: number;
+}
+
+/** Viewport coordinates of the centre of grid cell (row, col) of a canvas (for mouse drags). */
+export async function cellPoint(canvas: Locator, row: number, col: number): Promise<IPoint> {
+  const box = await canvas.boundingBox();
+  if (!box) {
+    throw new Error('canvas is not visible');
+  }
+  const p = cellPosition(await canvasGeometry(canvas), row, col);
+  return { x: box.x + p.x, y: box.y + p.y };
+}
+
 /**
  * Move the mouse over the centre of grid cell (row, col) of a heatmap canvas.
  * The geometry is read from the canvas unless given.
